@@ -1,0 +1,258 @@
+//! qmqpc — a drop-in qmail-qmqpc: takes a message through the qmail-queue
+//! interface (message on fd 0, envelope on fd 1) and hands it to the first
+//! QMQP server in `control/qmqpservers` that answers. See qmqpc(8).
+//!
+//! Flow: read the configuration, take the message (sized or copied once to
+//! an unlinked file, never into memory), stream the envelope into the
+//! packet tail, then try the servers in order. A server that fails before
+//! the last byte of the packet is sent cannot have accepted the message, so
+//! the next one is tried; after the last byte, a failure is final (exit 74):
+//! a later retry is better than a duplicate.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+use core::ffi::CStr;
+use picoq_core::addr::{self, ServerAddr};
+use picoq_core::control::{ControlDir, ControlError, LINE_MAX};
+use picoq_core::die::Die;
+use picoq_core::envelope::EnvelopeReader;
+use picoq_core::errtext::{ErrBuf, errno_text};
+use picoq_core::io::{CopyError, FdReader, IoError, copy_to_end, write_all_nointr};
+use picoq_core::net::{ConnectError, SendError, connect_timeout, set_nodelay};
+use picoq_core::qmqp::{self, MessageFile, Reply, ReplyError};
+use picoq_core::rustix::fd::{AsFd, OwnedFd};
+use picoq_core::rustix::fs::{FileType, SeekFrom, fstat, seek};
+use picoq_core::rustix::io::Errno;
+use picoq_core::spill::Spill;
+use picoq_core::sys::{self, Start};
+use picoq_core::{qq, tmpfile};
+
+const DIE: Die = Die::new("qmqpc");
+/// Servers read from `control/qmqpservers`; more are ignored with a warning.
+const MAX_SERVERS: usize = 16;
+/// Buffer for copying a piped message and for sendfile's fallback.
+const COPY_BUF: usize = 16 * 1024;
+/// Envelope netstrings kept in memory before they spill to a file.
+const TAIL_MEM: usize = 8 * 1024;
+/// qmail-qmqpc's timeouts, overridable by `control/timeoutconnect` and
+/// `control/timeoutremote`.
+const TIMEOUT_CONNECT: u32 = 10;
+const TIMEOUT_REMOTE: u32 = 60;
+
+picoq_core::entry!("qmqpc", run);
+
+struct Config {
+    servers: picoq_core::heapless::Vec<ServerAddr, MAX_SERVERS>,
+    timeout_connect: u32,
+    timeout_remote: u32,
+}
+
+fn run(start: Start) -> ! {
+    sys::ignore_sigpipe();
+    let home = start.env(b"PICOQ_HOME").unwrap_or(picoq_core::HOME);
+    let config = read_config(home);
+    let tmpdir = match start.env(b"TMPDIR") {
+        Some(t) if !t.is_empty() => t,
+        _ => c"/tmp",
+    };
+    let mut scratch = [0u8; COPY_BUF];
+    let mut copy: Option<OwnedFd> = None;
+    let message = take_message(tmpdir, &mut copy, &mut scratch);
+    let mut tail: Spill<'_, TAIL_MEM> = Spill::new(tmpdir);
+    read_envelope(&mut tail);
+
+    let mut last = qq::CONFIG_ERROR;
+    for server in &config.servers {
+        last = try_server(&start, server, &config, &message, &tail, &mut scratch);
+    }
+    DIE.fatal(last, &[b"no QMQP server took the message (", qq::exit_text(last), b")"])
+}
+
+/// Reads `control/`: qmqpservers (required), the timeouts, and `me`
+/// (only checked for readability, as qmail's `control_init` does).
+fn read_config(home: &CStr) -> Config {
+    let control = match ControlDir::open(home) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => control_fatal(b"control", e),
+        Err(e) => DIE.fatal(
+            qq::HOME_ERROR,
+            &[b"unable to open home directory ", home.to_bytes(), b": ", errno_text(e.0, &mut ErrBuf::default())],
+        ),
+    };
+    let mut me = [0u8; LINE_MAX];
+    if let Err(e) = control.read_line(c"me", &mut me) {
+        control_fatal(b"me", e);
+    }
+    let mut servers = picoq_core::heapless::Vec::new();
+    let found = control.for_each_line(c"qmqpservers", |line| {
+        match addr::parse_server(line, qmqp::PORT) {
+            Some(a) if servers.push(a).is_err() => {
+                DIE.warn(&[b"more than 16 servers in control/qmqpservers; ignoring ", line])
+            }
+            Some(_) => {}
+            None => DIE.warn(&[b"ignoring bad line in control/qmqpservers: ", line]),
+        }
+        true
+    });
+    match found {
+        Ok(true) if !servers.is_empty() => {}
+        Ok(true) => DIE.fatal(qq::CONFIG_ERROR, &[b"no usable server in control/qmqpservers"]),
+        Ok(false) => DIE.fatal(qq::CONFIG_ERROR, &[b"unable to read control/qmqpservers: file does not exist"]),
+        Err(e) => control_fatal(b"qmqpservers", e),
+    }
+    let timeout = |name: &CStr, default: u32| match control.read_u32(name, default) {
+        Ok(0) => default,
+        Ok(v) => v,
+        Err(e) => control_fatal(name.to_bytes(), e),
+    };
+    Config {
+        servers,
+        timeout_connect: timeout(c"timeoutconnect", TIMEOUT_CONNECT),
+        timeout_remote: timeout(c"timeoutremote", TIMEOUT_REMOTE),
+    }
+}
+
+fn control_fatal(name: &[u8], e: ControlError) -> ! {
+    let mut eb = ErrBuf::default();
+    let why: &[u8] = match e {
+        ControlError::LineTooLong => b"line too long",
+        ControlError::Os(e) => errno_text(e, &mut eb),
+    };
+    DIE.fatal(qq::CONFIG_ERROR, &[b"unable to read control/", name, b": ", why])
+}
+
+/// The message on fd 0: a regular file is used in place (from its current
+/// offset); anything else is copied once into an unlinked file in `tmpdir`.
+fn take_message<'a>(tmpdir: &CStr, copy: &'a mut Option<OwnedFd>, buf: &mut [u8]) -> MessageFile<'a> {
+    let fd0 = sys::std_fd(0);
+    let st = fstat(fd0).unwrap_or_else(|e| read_fatal(b"unable to stat the message: ", e));
+    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+        let offset = seek(fd0, SeekFrom::Current(0)).unwrap_or_else(|e| read_fatal(b"unable to seek the message: ", e));
+        let len = (st.st_size as u64).saturating_sub(offset);
+        return MessageFile { fd: fd0, offset, len };
+    }
+    let file = tmpfile::anonymous(tmpdir)
+        .unwrap_or_else(|e| write_fatal(b"unable to create a temporary file in ", tmpdir.to_bytes(), e));
+    let len = match copy_to_end(fd0, &file, buf) {
+        Ok(n) => n,
+        Err(CopyError::Read(e)) => read_fatal(b"unable to read the message: ", e.errno()),
+        Err(CopyError::Write(e)) => write_fatal(b"unable to write a temporary file in ", tmpdir.to_bytes(), e.errno()),
+    };
+    let file: &'a OwnedFd = copy.insert(file);
+    MessageFile { fd: file.as_fd(), offset: 0, len }
+}
+
+fn read_fatal(what: &[u8], e: Errno) -> ! {
+    DIE.fatal(qq::READ_ERROR, &[what, errno_text(e, &mut ErrBuf::default())])
+}
+
+fn write_fatal(what: &[u8], dir: &[u8], e: Errno) -> ! {
+    DIE.fatal(qq::WRITE_ERROR, &[what, dir, b": ", errno_text(e, &mut ErrBuf::default())])
+}
+
+/// Streams the envelope on fd 1 into the packet tail as netstrings.
+fn read_envelope<const N: usize>(tail: &mut Spill<'_, N>) {
+    let mut env: EnvelopeReader<FdReader<'_>, 1024> = EnvelopeReader::new(FdReader(sys::std_fd(1)));
+    let spill_fatal = |e: Errno| -> ! {
+        DIE.fatal(qq::WRITE_ERROR, &[b"unable to write a temporary file: ", errno_text(e, &mut ErrBuf::default())])
+    };
+    let env_fatal = |e: picoq_core::envelope::EnvelopeError| -> ! {
+        let why: &[u8] = match e {
+            picoq_core::envelope::EnvelopeError::Read(_) => b"unable to read the envelope",
+            picoq_core::envelope::EnvelopeError::Format => b"envelope format error",
+            picoq_core::envelope::EnvelopeError::AddressTooLong => b"envelope address too long",
+        };
+        DIE.fatal(e.exit_code(), &[why])
+    };
+    qmqp::start_tail(tail).unwrap_or_else(|e| spill_fatal(e));
+    let sender = env.sender().unwrap_or_else(|e| env_fatal(e));
+    qmqp::push_address(tail, sender).unwrap_or_else(|e| spill_fatal(e));
+    while let Some(rcpt) = env.recipient().unwrap_or_else(|e| env_fatal(e)) {
+        qmqp::push_address(tail, rcpt).unwrap_or_else(|e| spill_fatal(e));
+    }
+    qmqp::finish_tail(tail).unwrap_or_else(|e| spill_fatal(e));
+}
+
+/// One attempt. Returns the exit code to remember when the next server may
+/// be tried; exits when the outcome is final.
+fn try_server<const N: usize>(
+    start: &Start,
+    server: &ServerAddr,
+    config: &Config,
+    message: &MessageFile<'_>,
+    tail: &Spill<'_, N>,
+    scratch: &mut [u8],
+) -> i32 {
+    let mut name = [0u8; addr::TEXT_MAX];
+    let name = server.text(&mut name);
+    let mut eb = ErrBuf::default();
+    let sock = match connect_timeout(server, config.timeout_connect) {
+        Ok(s) => s,
+        Err(ConnectError::Timeout) => {
+            DIE.warn(&[b"unable to connect to ", name, b": timed out"]);
+            return qq::CONNECT_TIMEOUT;
+        }
+        Err(ConnectError::Refused(e)) => {
+            DIE.warn(&[b"unable to connect to ", name, b": ", errno_text(e, &mut eb)]);
+            return qq::CONNECT_REFUSED;
+        }
+        Err(ConnectError::Socket(e)) => {
+            DIE.warn(&[b"unable to create a socket for ", name, b": ", errno_text(e, &mut eb)]);
+            return qq::NETWORK_ERROR;
+        }
+    };
+    set_nodelay(&sock);
+    match qmqp::send_packet(sock.as_fd(), message, tail, config.timeout_remote, scratch) {
+        Ok(()) => {}
+        Err(SendError::Net(e)) => {
+            DIE.warn(&[b"lost connection to ", name, b" while sending, trying the next server: ", io_text(e, &mut eb)]);
+            return qq::COMMUNICATION_FAILED;
+        }
+        Err(SendError::Input(e)) => DIE.fatal(qq::READ_ERROR, &[b"unable to read the message: ", io_text(e, &mut eb)]),
+    }
+    // The last byte is out: whatever happens now is final.
+    let mut buf = [0u8; qmqp::REPLY_MAX];
+    match qmqp::read_reply(sock.as_fd(), config.timeout_remote, &mut buf) {
+        Ok(Reply::Accepted(_)) => sys::exit(qq::OK),
+        Ok(Reply::Temporary(text)) => refused(start, name, b'Z', text, qq::TEMPORARY_REFUSAL),
+        Ok(Reply::Permanent(text)) => refused(start, name, b'D', text, qq::PERMANENT_REFUSAL),
+        Err(e) => {
+            let why: &[u8] = match e {
+                ReplyError::Io(e) => io_text(e, &mut eb),
+                ReplyError::Eof => b"connection closed without a reply",
+                ReplyError::Malformed => b"malformed reply",
+            };
+            DIE.fatal(qq::COMMUNICATION_FAILED, &[b"no reply from ", name, b" after the message was sent: ", why])
+        }
+    }
+}
+
+/// A Z or D answer: logged on fd 2 and, when the caller opened fd 6,
+/// handed over there (exit 82) so it can quote the server's own words.
+fn refused(start: &Start, name: &[u8], kind: u8, text: &[u8], code: i32) -> ! {
+    let mut clean = [0u8; qmqp::REPLY_TEXT_MAX];
+    let mut text = qmqp::sanitize_text(text, &mut clean);
+    if text.is_empty() {
+        text = &qq::exit_text(code)[1..];
+    }
+    DIE.info(&[name, b" said: ", &[kind], text]);
+    if let Some(fd6) = sys::error_fd(start) {
+        let mut line = picoq_core::die::Line::new();
+        line.push(&[kind]);
+        line.push(text);
+        let msg = line.finish();
+        // Without the trailing newline: the caller uses the text as is.
+        if write_all_nointr(fd6, &msg[..msg.len() - 1]).is_ok() {
+            sys::exit(qq::CUSTOM_ERROR);
+        }
+    }
+    sys::exit(code)
+}
+
+fn io_text(e: IoError, buf: &mut ErrBuf) -> &[u8] {
+    match e {
+        IoError::Timeout => b"timed out",
+        IoError::Os(e) => errno_text(e, buf),
+    }
+}

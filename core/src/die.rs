@@ -1,0 +1,119 @@
+//! The one error-reporting path: `PROGRAM: fatal: message` on fd 2, then
+//! exit with a documented code (skalibs' `strerr_die` shape).
+//!
+//! Messages are assembled from byte-string parts into one fixed buffer and
+//! written with a single `write`, so a line never interleaves with another
+//! process's log line and nothing allocates or formats.
+
+use crate::io::write_all_nointr;
+use crate::sys;
+
+/// Longest diagnostic line; longer messages are cut (and end in `...`).
+pub const LINE_MAX: usize = 512;
+static_assertions::const_assert!(LINE_MAX >= 128);
+
+/// The program's name for diagnostics.
+#[derive(Clone, Copy)]
+pub struct Die {
+    name: &'static str,
+}
+
+impl Die {
+    pub const fn new(name: &'static str) -> Die {
+        Die { name }
+    }
+
+    /// Writes `NAME: fatal: PARTS...` to fd 2 and exits with `code`.
+    pub fn fatal(self, code: i32, parts: &[&[u8]]) -> ! {
+        self.line(b"fatal: ", parts);
+        sys::exit(code)
+    }
+
+    /// Writes `NAME: warning: PARTS...` to fd 2.
+    pub fn warn(self, parts: &[&[u8]]) {
+        self.line(b"warning: ", parts);
+    }
+
+    /// Writes `NAME: PARTS...` to fd 2 (information for the log).
+    pub fn info(self, parts: &[&[u8]]) {
+        self.line(b"", parts);
+    }
+
+    fn line(self, level: &[u8], parts: &[&[u8]]) {
+        let mut line = Line::new();
+        line.push(self.name.as_bytes());
+        line.push(b": ");
+        line.push(level);
+        for p in parts {
+            line.push(p);
+        }
+        // Nothing sensible is left to do when fd 2 fails.
+        let _ = write_all_nointr(sys::std_fd(2), line.finish());
+    }
+}
+
+/// A bounded line under construction.
+pub struct Line {
+    buf: [u8; LINE_MAX],
+    len: usize,
+    cut: bool,
+}
+
+impl Line {
+    pub const fn new() -> Line {
+        Line { buf: [0; LINE_MAX], len: 0, cut: false }
+    }
+
+    pub fn push(&mut self, s: &[u8]) {
+        // Keep room for "...\n".
+        let room = LINE_MAX - 4 - self.len;
+        let n = if s.len() > room {
+            self.cut = true;
+            room
+        } else {
+            s.len()
+        };
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
+    }
+
+    /// Ends the line with a newline and returns its bytes.
+    pub fn finish(&mut self) -> &[u8] {
+        if self.cut {
+            self.buf[self.len..self.len + 3].copy_from_slice(b"...");
+            self.len += 3;
+        }
+        self.buf[self.len] = b'\n';
+        &self.buf[..self.len + 1]
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_is_assembled_and_newline_terminated() {
+        let mut l = Line::new();
+        l.push(b"qmqpc: ");
+        l.push(b"fatal: x");
+        assert_eq!(l.finish(), b"qmqpc: fatal: x\n");
+    }
+
+    #[test]
+    fn overlong_line_is_cut_with_an_ellipsis() {
+        let mut l = Line::new();
+        l.push(&[b'a'; 400]);
+        l.push(&[b'b'; 400]);
+        let out = l.finish();
+        assert_eq!(out.len(), LINE_MAX);
+        assert!(out.ends_with(b"...\n"));
+        assert_eq!(out[0], b'a');
+    }
+}

@@ -1,0 +1,219 @@
+//! The one place for `unsafe` in picoq.
+//!
+//! Everything here wraps a C-level fact that safe Rust cannot express: the
+//! process's argv/envp handed over by musl's start-up code, descriptors the
+//! process inherited, and the few calls rustix does not offer portably
+//! (`_exit`, `signal`). Every `unsafe` block states why it is sound in a
+//! `// SAFETY:` comment; the rest of picoq is `#![forbid(unsafe_code)]`.
+//!
+//! Start-up is the `entry!` macro: each binary expands it once, getting the
+//! C `main` symbol, the panic handler and the personality stub that no_std
+//! binaries linked against a prebuilt libcore need (rust-lang/rust#106864).
+
+use core::ffi::{CStr, c_char, c_int};
+use rustix::fd::{BorrowedFd, RawFd};
+
+// Link musl (or the platform's libc): it provides the C start-up that calls
+// our `main`, the setuid fd sanitizing and the mem* functions.
+#[link(name = "c")]
+unsafe extern "C" {
+    fn _exit(code: c_int) -> !;
+    fn signal(sig: c_int, handler: usize) -> usize;
+}
+
+const SIG_DFL: usize = 0;
+const SIG_IGN: usize = 1;
+
+/// `_exit(code)`—ends the process at once, without running anything else.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; it never returns.
+    unsafe { _exit(code) }
+}
+
+/// Whether descriptor `fd` is open, by `fcntl(fd, F_GETFD)`.
+fn raw_fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: the borrow lives for this one F_GETFD call, which only reads
+    // the descriptor's flags and answers EBADF for a closed number; nothing
+    // is read, written or closed through it.
+    rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(fd) }).is_ok()
+}
+
+/// Make sure fds 0, 1 and 2 are open, putting `/dev/null` on closed ones.
+///
+/// musl does this itself for setuid programs; doing it always means no file
+/// picoq opens later can land on 0–2 and be mistaken for the message, the
+/// envelope or the log. Returns false when `/dev/null` cannot be opened.
+fn ensure_std_fds() -> bool {
+    use rustix::fd::IntoRawFd;
+    for fd in 0..3 {
+        if !raw_fd_is_open(fd) {
+            // open() returns the lowest free descriptor, which is `fd`: it
+            // is closed and all lower ones are open (we go upwards). It is
+            // kept open for the rest of the process.
+            match rustix::fs::open(c"/dev/null", rustix::fs::OFlags::RDWR, rustix::fs::Mode::empty()) {
+                Ok(null) => {
+                    if null.into_raw_fd() != fd {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+    true
+}
+
+/// What a program gets from the C start-up: arguments, environment and the
+/// descriptors that matter to the qmail-queue interface.
+pub struct Start {
+    argc: usize,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    /// fd 6 was open before the program opened anything (notqmail's
+    /// custom-error channel for qmail-queue programs).
+    pub fd6_open: bool,
+}
+
+impl Start {
+    /// Captures the C start-up's arguments.
+    ///
+    /// # Safety
+    /// `argv` must point to `argc` valid NUL-terminated strings followed by
+    /// a null pointer, and `envp` to a null-terminated array of
+    /// NUL-terminated strings, both alive for the whole process and never
+    /// modified (picoq never calls setenv/putenv). This is what the C
+    /// start-up passes to `main`.
+    pub unsafe fn from_c(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) -> Start {
+        // Check fd 6 first: once we open anything, a closed fd 6 could be
+        // reused and look open.
+        let fd6_open = raw_fd_is_open(6);
+        if !ensure_std_fds() {
+            exit(crate::qq::INTERNAL_BUG);
+        }
+        Start { argc: if argc > 0 { argc as usize } else { 0 }, argv, envp, fd6_open }
+    }
+
+    /// Argument `i` (0 is the program name), if present.
+    pub fn arg(&self, i: usize) -> Option<&'static CStr> {
+        if i >= self.argc || self.argv.is_null() {
+            return None;
+        }
+        // SAFETY: i < argc and argv holds argc valid string pointers alive
+        // for the process (contract of `from_c`).
+        unsafe {
+            let p = *self.argv.add(i);
+            if p.is_null() { None } else { Some(CStr::from_ptr(p)) }
+        }
+    }
+
+    /// Number of arguments, the program name included.
+    pub fn arg_count(&self) -> usize {
+        self.argc
+    }
+
+    /// The value of environment variable `name`, if set.
+    pub fn env(&self, name: &[u8]) -> Option<&'static CStr> {
+        if self.envp.is_null() {
+            return None;
+        }
+        let mut i = 0;
+        loop {
+            // SAFETY: envp is a null-terminated array of valid strings alive
+            // for the process (contract of `from_c`); we stop at the null.
+            let entry = unsafe { *self.envp.add(i) };
+            if entry.is_null() {
+                return None;
+            }
+            // SAFETY: as above, a valid NUL-terminated string.
+            let b = unsafe { CStr::from_ptr(entry) }.to_bytes();
+            if b.len() > name.len() && b.starts_with(name) && b[name.len()] == b'=' {
+                // SAFETY: `entry` + len(name) + 1 lies within the same
+                // NUL-terminated string (just checked), so it starts a
+                // NUL-terminated suffix of it.
+                return Some(unsafe { CStr::from_ptr(entry.add(name.len() + 1)) });
+            }
+            i += 1;
+        }
+    }
+}
+
+/// An inherited descriptor known to be open for the whole run.
+///
+/// fds 0–2 are guaranteed open by `Start::from_c` (which puts `/dev/null`
+/// on closed ones) and picoq never closes them, so borrowing them for
+/// `'static` is sound.
+pub fn std_fd(fd: RawFd) -> BorrowedFd<'static> {
+    assert!((0..3).contains(&fd));
+    // SAFETY: see above: 0–2 are open from start-up to exit.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// fd 6, the custom-error channel, when `Start` saw it open.
+///
+/// Sound because the check ran before the program opened anything (so fd 6
+/// is the caller's) and picoq never closes it.
+pub fn error_fd(start: &Start) -> Option<BorrowedFd<'static>> {
+    if start.fd6_open {
+        // SAFETY: fd 6 was open at start-up and is never closed by picoq.
+        Some(unsafe { BorrowedFd::borrow_raw(6) })
+    } else {
+        None
+    }
+}
+
+/// Ignore SIGPIPE: a peer that closes early must give EPIPE, which picoq
+/// maps to an exit code, not kill the program.
+pub fn ignore_sigpipe() {
+    set_signal(rustix::process::Signal::PIPE.as_raw(), SIG_IGN);
+}
+
+/// Restore the default action of signal `sig`.
+pub fn default_signal(sig: i32) {
+    set_signal(sig, SIG_DFL);
+}
+
+fn set_signal(sig: i32, handler: usize) {
+    // SAFETY: SIG_IGN and SIG_DFL are the two handler values that need no
+    // Rust code to run in signal context; `sig` is a plain integer (an
+    // invalid one gives EINVAL, which we ignore: nothing to undo).
+    unsafe {
+        signal(sig, handler);
+    }
+}
+
+/// Generates the C `main` for a picoq binary, its panic handler and the
+/// `rust_eh_personality` stub.
+///
+/// `entry!("qmqpc", run)` calls `run(start: Start) -> !`. A panic (which
+/// would be a bug: picoq code avoids panicking paths) prints
+/// `NAME: fatal: internal bug` and exits 81, qmail-queue's "internal bug".
+#[macro_export]
+macro_rules! entry {
+    ($name:literal, $run:path) => {
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        extern "C" fn main(
+            argc: ::core::ffi::c_int,
+            argv: *const *const ::core::ffi::c_char,
+            envp: *const *const ::core::ffi::c_char,
+        ) -> ::core::ffi::c_int {
+            // SAFETY: called exactly once by the C start-up, which passes
+            // the process's own argv and envp; picoq never modifies them.
+            let start = unsafe { $crate::sys::Start::from_c(argc, argv, envp) };
+            $run(start)
+        }
+
+        #[panic_handler]
+        fn panic(_: &::core::panic::PanicInfo) -> ! {
+            // The PanicInfo is not formatted: that keeps core::fmt out of
+            // the binary.
+            $crate::die::Die::new($name).fatal($crate::qq::INTERNAL_BUG, &[b"internal bug"])
+        }
+
+        // Needed by links that are not fully optimised (dev builds, zig
+        // links): the prebuilt libcore references it (rust-lang/rust#106864).
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        extern "C" fn rust_eh_personality() {}
+    };
+}
