@@ -42,8 +42,17 @@ const TIMEOUT_REMOTE: u32 = 60;
 
 picoq_core::entry!("qmqpc", run);
 
+/// Longest server name kept for logs: the configured text, as written
+/// (`[ffff:...:ffff]:65535` is 47 bytes).
+const NAME_MAX: usize = 48;
+
+struct Server {
+    addr: ServerAddr,
+    name: picoq_core::heapless::Vec<u8, NAME_MAX>,
+}
+
 struct Config {
-    servers: picoq_core::heapless::Vec<ServerAddr, MAX_SERVERS>,
+    servers: picoq_core::heapless::Vec<Server, MAX_SERVERS>,
     timeout_connect: u32,
     timeout_remote: u32,
 }
@@ -86,12 +95,15 @@ fn read_config(home: &CStr) -> Config {
     }
     let mut servers = picoq_core::heapless::Vec::new();
     let found = control.for_each_line(c"qmqpservers", |line| {
-        match addr::parse_server(line, qmqp::PORT) {
-            Some(a) if servers.push(a).is_err() => {
-                DIE.warn(&[b"more than 16 servers in control/qmqpservers; ignoring ", line])
-            }
-            Some(_) => {}
-            None => DIE.warn(&[b"ignoring bad line in control/qmqpservers: ", line]),
+        let Some(addr) = addr::parse_server(line, qmqp::PORT) else {
+            DIE.warn(&[b"ignoring bad line in control/qmqpservers: ", line]);
+            return true;
+        };
+        // The address as written (a valid one has no blank and fits).
+        let text = line.split(|&b| b == b' ' || b == b'\t').next().unwrap_or(line);
+        let name = picoq_core::heapless::Vec::from_slice(&text[..text.len().min(NAME_MAX)]).unwrap_or_default();
+        if servers.push(Server { addr, name }).is_err() {
+            DIE.warn(&[b"more than 16 servers in control/qmqpservers; ignoring ", line]);
         }
         true
     });
@@ -101,15 +113,19 @@ fn read_config(home: &CStr) -> Config {
         Ok(false) => DIE.fatal(qq::CONFIG_ERROR, &[b"unable to read control/qmqpservers: file does not exist"]),
         Err(e) => control_fatal(b"qmqpservers", e),
     }
-    let timeout = |name: &CStr, default: u32| match control.read_u32(name, default) {
+    Config {
+        servers,
+        timeout_connect: read_timeout(&control, c"timeoutconnect", TIMEOUT_CONNECT),
+        timeout_remote: read_timeout(&control, c"timeoutremote", TIMEOUT_REMOTE),
+    }
+}
+
+/// A timeout in seconds; 0 (or no number) means the default.
+fn read_timeout(control: &ControlDir, name: &CStr, default: u32) -> u32 {
+    match control.read_u32(name, default) {
         Ok(0) => default,
         Ok(v) => v,
         Err(e) => control_fatal(name.to_bytes(), e),
-    };
-    Config {
-        servers,
-        timeout_connect: timeout(c"timeoutconnect", TIMEOUT_CONNECT),
-        timeout_remote: timeout(c"timeoutremote", TIMEOUT_REMOTE),
     }
 }
 
@@ -178,28 +194,24 @@ fn read_envelope<const N: usize>(tail: &mut Spill<'_, N>) {
 /// be tried; exits when the outcome is final.
 fn try_server<const N: usize>(
     start: &Start,
-    server: &ServerAddr,
+    server: &Server,
     config: &Config,
     message: &MessageFile<'_>,
     tail: &Spill<'_, N>,
     scratch: &mut [u8],
 ) -> i32 {
-    let mut name = [0u8; addr::TEXT_MAX];
-    let name = server.text(&mut name);
+    let name = &server.name[..];
     let mut eb = ErrBuf::default();
-    let sock = match connect_timeout(server, config.timeout_connect) {
+    let sock = match connect_timeout(&server.addr, config.timeout_connect) {
         Ok(s) => s,
-        Err(ConnectError::Timeout) => {
-            DIE.warn(&[b"unable to connect to ", name, b": timed out"]);
-            return qq::CONNECT_TIMEOUT;
-        }
-        Err(ConnectError::Refused(e)) => {
-            DIE.warn(&[b"unable to connect to ", name, b": ", errno_text(e, &mut eb)]);
-            return qq::CONNECT_REFUSED;
-        }
-        Err(ConnectError::Socket(e)) => {
-            DIE.warn(&[b"unable to create a socket for ", name, b": ", errno_text(e, &mut eb)]);
-            return qq::NETWORK_ERROR;
+        Err(e) => {
+            let (code, why) = match e {
+                ConnectError::Timeout => (qq::CONNECT_TIMEOUT, IoError::Timeout),
+                ConnectError::Refused(e) => (qq::CONNECT_REFUSED, IoError::Os(e)),
+                ConnectError::Socket(e) => (qq::NETWORK_ERROR, IoError::Os(e)),
+            };
+            DIE.warn(&[b"unable to connect to ", name, b": ", io_text(why, &mut eb)]);
+            return code;
         }
     };
     set_nodelay(&sock);

@@ -6,8 +6,6 @@
 //!
 //! No DNS: these programs run before or without a resolver, like qmail.
 
-use crate::num::{U64_DIGITS, fmt_u64};
-
 /// A numeric socket address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerAddr {
@@ -15,59 +13,11 @@ pub enum ServerAddr {
     V6([u16; 8], u16),
 }
 
-/// Longest text form: `[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535`.
-pub const TEXT_MAX: usize = 47;
-
 impl ServerAddr {
     pub fn port(&self) -> u16 {
         match *self {
             ServerAddr::V4(_, p) | ServerAddr::V6(_, p) => p,
         }
-    }
-
-    /// Text form for logs: `1.2.3.4:628` or `[2001:db8::1]:628`
-    /// (IPv6 groups in full hex, without `::` compression).
-    pub fn text<'b>(&self, buf: &'b mut [u8; TEXT_MAX]) -> &'b [u8] {
-        let mut len = 0;
-        let mut put = |s: &[u8], buf: &mut [u8; TEXT_MAX]| {
-            buf[len..len + s.len()].copy_from_slice(s);
-            len += s.len();
-        };
-        let mut d = [0u8; U64_DIGITS];
-        match *self {
-            ServerAddr::V4(ip, _) => {
-                for (i, o) in ip.iter().enumerate() {
-                    if i > 0 {
-                        put(b".", buf);
-                    }
-                    put(fmt_u64(*o as u64, &mut d), buf);
-                }
-            }
-            ServerAddr::V6(groups, _) => {
-                put(b"[", buf);
-                for (i, g) in groups.iter().enumerate() {
-                    if i > 0 {
-                        put(b":", buf);
-                    }
-                    let mut h = [0u8; 4];
-                    let mut n = 0;
-                    let mut started = false;
-                    for shift in [12u32, 8, 4, 0] {
-                        let nib = ((g >> shift) & 0xf) as u8;
-                        if nib != 0 || started || shift == 0 {
-                            started = true;
-                            h[n] = b"0123456789abcdef"[nib as usize];
-                            n += 1;
-                        }
-                    }
-                    put(&h[..n], buf);
-                }
-                put(b"]", buf);
-            }
-        }
-        put(b":", buf);
-        put(fmt_u64(self.port() as u64, &mut d), buf);
-        &buf[..len]
     }
 }
 
@@ -112,71 +62,67 @@ pub fn parse_ipv4(s: &[u8]) -> Option<[u8; 4]> {
 /// Parses an IPv6 address in RFC 4291 text form (`::` compression and a
 /// trailing dotted-quad allowed; no zone id).
 pub fn parse_ipv6(s: &[u8]) -> Option<[u16; 8]> {
-    let mut head = [0u16; 8];
-    let mut nhead = 0;
-    let mut tail = [0u16; 8];
-    let mut ntail = 0;
-    let mut gap = false;
-    let mut rest = s;
-    if rest.starts_with(b"::") {
-        gap = true;
-        rest = &rest[2..];
-    } else if rest.first() == Some(&b':') {
-        return None;
+    let mut g = [0u16; 8];
+    let mut n = 0;
+    // Where `::` stands, as a count of groups before it.
+    let mut gap = None;
+    let mut i = 0;
+    if s.starts_with(b"::") {
+        gap = Some(0);
+        i = 2;
     }
-    while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b':').unwrap_or(rest.len());
-        let piece = &rest[..end];
-        let count = nhead + ntail;
-        let groups: &mut [u16; 8] = if gap { &mut tail } else { &mut head };
-        let n = if gap { &mut ntail } else { &mut nhead };
-        if end == rest.len() && piece.contains(&b'.') {
-            // Embedded IPv4 in the last two groups.
-            let v4 = parse_ipv4(piece)?;
-            if count + 2 > 8 {
+    while i < s.len() {
+        let start = i;
+        let mut v: u32 = 0;
+        while i < s.len() && i - start < 5 {
+            match (s[i] as char).to_digit(16) {
+                Some(d) => v = v << 4 | d,
+                None => break,
+            }
+            i += 1;
+        }
+        if s.get(i) == Some(&b'.') {
+            // A dotted quad fills the last two groups.
+            let [a, b, c, d] = parse_ipv4(&s[start..])?;
+            if n > 6 {
                 return None;
             }
-            groups[*n] = u16::from_be_bytes([v4[0], v4[1]]);
-            groups[*n + 1] = u16::from_be_bytes([v4[2], v4[3]]);
-            *n += 2;
+            g[n] = u16::from_be_bytes([a, b]);
+            g[n + 1] = u16::from_be_bytes([c, d]);
+            n += 2;
             break;
         }
-        if piece.is_empty() || piece.len() > 4 || count >= 8 {
+        if i == start || i - start > 4 || n == 8 {
             return None;
         }
-        let mut v: u16 = 0;
-        for &b in piece {
-            let d = (b as char).to_digit(16)? as u16;
-            v = (v << 4) | d;
+        g[n] = v as u16;
+        n += 1;
+        if i == s.len() {
+            break;
         }
-        groups[*n] = v;
-        *n += 1;
-        rest = &rest[end..];
-        if rest.starts_with(b"::") {
-            if gap {
-                return None;
-            }
-            gap = true;
-            rest = &rest[2..];
-        } else if !rest.is_empty() {
-            rest = &rest[1..];
-            if rest.is_empty() {
-                // A trailing single colon.
-                return None;
-            }
-        }
-    }
-    let total = nhead + ntail;
-    if gap {
-        if total > 7 {
+        // A separator: `:` then another group, or `::` once.
+        if s[i] != b':' || i + 1 == s.len() {
             return None;
         }
-    } else if total != 8 {
-        return None;
+        i += 1;
+        if s[i] == b':' {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(n);
+            i += 1;
+        }
     }
-    let mut out = head;
-    out[8 - ntail..].copy_from_slice(&tail[..ntail]);
-    Some(out)
+    match gap {
+        None if n == 8 => Some(g),
+        // `::` stands for at least one group of zeros.
+        Some(at) if n < 8 => {
+            g.copy_within(at..n, 8 - (n - at));
+            g[at..8 - (n - at)].fill(0);
+            Some(g)
+        }
+        _ => None,
+    }
 }
 
 fn parse_port(s: &[u8]) -> Option<u16> {
@@ -282,14 +228,5 @@ mod tests {
         assert_eq!(parse_server(b"[::1", 628), None);
         assert_eq!(parse_server(b"[::1]x", 628), None);
         assert_eq!(parse_server(b"[fe80::1%eth0]", 628), None);
-    }
-
-    #[test]
-    fn text_form_for_logs() {
-        let mut b = [0u8; TEXT_MAX];
-        assert_eq!(ServerAddr::V4([127, 0, 0, 1], 628).text(&mut b), b"127.0.0.1:628");
-        assert_eq!(ServerAddr::V6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 628).text(&mut b), b"[2001:db8:0:0:0:0:0:1]:628");
-        let longest = ServerAddr::V6([0xffff; 8], 65535);
-        assert_eq!(longest.text(&mut b).len(), TEXT_MAX);
     }
 }

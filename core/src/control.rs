@@ -68,18 +68,41 @@ impl ControlDir {
         }
     }
 
+    /// Calls `each` with every line of `name`, trailing blanks stripped,
+    /// until it returns false; returns false when the file does not exist.
+    /// Lines are read into `buf` from its start, so a stripped line is
+    /// always `buf[..len]`.
+    fn scan(
+        &self,
+        name: &CStr,
+        buf: &mut [u8; LINE_MAX],
+        mut each: impl FnMut(&[u8]) -> bool,
+    ) -> Result<bool, ControlError> {
+        let Some(fd) = self.open_file(name)? else { return Ok(false) };
+        let mut r: BufReader<_, READ_BUF> = BufReader::new(FdReader(fd.as_fd()));
+        loop {
+            let (len, complete) = match read_until(&mut r, b'\n', &mut buf[..]) {
+                Ok(line) => line,
+                Err(LineError::Overflow) => return Err(ControlError::LineTooLong),
+                Err(LineError::Io(e)) => return Err(ControlError::Os(e.errno())),
+            };
+            // A last line without newline counts; so does an empty file's
+            // single empty line (qmail's control_readline returns "").
+            if !each(strip_trailing_blanks(&buf[..len])) || !complete {
+                return Ok(true);
+            }
+        }
+    }
+
     /// The first line of `name`, trailing blanks stripped; `None` when the
     /// file does not exist. An empty file gives an empty line.
     pub fn read_line<'b>(&self, name: &CStr, buf: &'b mut [u8; LINE_MAX]) -> Result<Option<&'b [u8]>, ControlError> {
-        let Some(fd) = self.open_file(name)? else { return Ok(None) };
-        let mut r: BufReader<_, READ_BUF> = BufReader::new(FdReader(fd.as_fd()));
-        let len = match read_until(&mut r, b'\n', &mut buf[..]) {
-            // A last line without newline, or an empty file, counts too.
-            Ok((n, _)) => n,
-            Err(LineError::Overflow) => return Err(ControlError::LineTooLong),
-            Err(LineError::Io(e)) => return Err(ControlError::Os(e.errno())),
-        };
-        Ok(Some(strip_trailing_blanks(&buf[..len])))
+        let mut len = 0;
+        let found = self.scan(name, buf, |line| {
+            len = line.len();
+            false
+        })?;
+        Ok(if found { Some(&buf[..len]) } else { None })
     }
 
     /// The number at the start of `name`'s first line, or `default` when
@@ -87,36 +110,18 @@ impl ControlDir {
     /// `control_readint`). Values above u32::MAX saturate.
     pub fn read_u32(&self, name: &CStr, default: u32) -> Result<u32, ControlError> {
         let mut buf = [0u8; LINE_MAX];
-        Ok(match self.read_line(name, &mut buf)? {
-            Some(line) => match scan_u64(line) {
-                Some((v, _)) => v.min(u32::MAX as u64) as u32,
-                None => default,
-            },
+        Ok(match self.read_line(name, &mut buf)?.and_then(scan_u64) {
+            Some((v, _)) => v.min(u32::MAX as u64) as u32,
             None => default,
         })
     }
 
     /// Calls `each` for every meaningful line of list file `name` (qmail's
-    /// `control_readfile`); returns false when the file does not exist.
-    /// `each` returns false to stop early.
+    /// `control_readfile`: no empty lines, no `#` lines); returns false when
+    /// the file does not exist. `each` returns false to stop early.
     pub fn for_each_line(&self, name: &CStr, mut each: impl FnMut(&[u8]) -> bool) -> Result<bool, ControlError> {
-        let Some(fd) = self.open_file(name)? else { return Ok(false) };
-        let mut r: BufReader<_, READ_BUF> = BufReader::new(FdReader(fd.as_fd()));
         let mut buf = [0u8; LINE_MAX];
-        loop {
-            let (len, last) = match read_until(&mut r, b'\n', &mut buf) {
-                Ok((n, found)) => (n, !found),
-                Err(LineError::Overflow) => return Err(ControlError::LineTooLong),
-                Err(LineError::Io(e)) => return Err(ControlError::Os(e.errno())),
-            };
-            let line = strip_trailing_blanks(&buf[..len]);
-            if !line.is_empty() && line[0] != b'#' && !each(line) {
-                return Ok(true);
-            }
-            if last {
-                return Ok(true);
-            }
-        }
+        self.scan(name, &mut buf, |line| line.is_empty() || line[0] == b'#' || each(line))
     }
 }
 

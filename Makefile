@@ -1,0 +1,45 @@
+# picoq — build, test, install. See README.md.
+#
+#   make                 release binaries for TARGET (default x86_64 musl) in
+#                        cargo's target/TARGET/release/
+#   make test            installs what the tests need, then runs every test
+#   make demo            picoq's main job end to end on loopback
+#
+# Every cargo call uses --locked: Cargo.lock is committed and is the truth.
+
+TARGET ?= x86_64-unknown-linux-musl
+CARGO ?= cargo
+RELEASE_DIR := $(CURDIR)/target/$(TARGET)/release
+
+.PHONY: all build test deps unit blackbox size bench demo clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked --target $(TARGET)
+
+# Debian packages, rust targets: whatever a fresh machine lacks.
+deps:
+	sh tests/deps.sh $(TARGET)
+
+# Unit tests run on the host; black-box tests run the shipped (musl,
+# release, static) programs, found through PICOQ_BIN_DIR.
+test: deps build unit blackbox
+
+unit:
+	$(CARGO) test --locked -p picoq-core -p xtask
+
+blackbox: build
+	PICOQ_BIN_DIR=$(RELEASE_DIR) $(CARGO) test --locked -p picoq --tests
+
+size:
+	$(CARGO) xtask size $(TARGET)
+
+bench:
+	$(CARGO) xtask bench
+
+demo: deps build
+	$(CARGO) xtask demo
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,43 @@
+#!/bin/sh
+# Installs what picoq's tests need on a fresh Debian machine, and nothing
+# that is already there: the rust target(s) and the real peers the
+# black-box tests talk to (../shared/PEERS.md). Safe to run again.
+set -eu
+target=${1:-x86_64-unknown-linux-musl}
+
+if ! rustup target list --installed | grep -qx "$target"; then
+    echo "deps: rustup target add $target"
+    rustup target add "$target"
+fi
+
+# Debian packages: binary they provide, package.
+need=""
+for pair in \
+    tcpserver:ucspi-tcp \
+    /usr/lib/postfix/sbin/qmqpd:postfix \
+    swaks:swaks \
+    valgrind:valgrind \
+    /usr/bin/time:time
+do
+    bin=${pair%%:*}
+    pkg=${pair#*:}
+    case $bin in
+        /*) [ -x "$bin" ] && continue ;;
+        *) command -v "$bin" >/dev/null 2>&1 && continue ;;
+    esac
+    need="$need $pkg"
+done
+if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+    need="$need python3-aiosmtpd"
+fi
+
+if [ -n "$need" ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "deps: apt-get install$need"
+    $sudo apt-get update -qq
+    # Postfix asks a debconf question; "No configuration" starts nothing and
+    # writes no main.cf: the tests run private instances.
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
