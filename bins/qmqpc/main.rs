@@ -18,7 +18,7 @@ use picoq_core::control::{ControlDir, ControlError, LINE_MAX};
 use picoq_core::die::Die;
 use picoq_core::envelope::EnvelopeReader;
 use picoq_core::errtext::{ErrBuf, errno_text};
-use picoq_core::io::{CopyError, FdReader, IoError, copy_to_end, write_all_nointr};
+use picoq_core::io::{CopyError, FdReader, IoError, STD_BUF, copy_to_end, write_all_nointr};
 use picoq_core::net::{ConnectError, SendError, connect_timeout, set_nodelay};
 use picoq_core::qmqp::{self, MessageFile, Reply, ReplyError};
 use picoq_core::rustix::fd::{AsFd, OwnedFd};
@@ -58,7 +58,7 @@ struct Config {
 }
 
 fn run(start: Start) -> ! {
-    sys::ignore_sigpipe();
+    sys::block_sigpipe();
     let home = start.env(b"PICOQ_HOME").unwrap_or(picoq_core::HOME);
     let config = read_config(home);
     let tmpdir = match start.env(b"TMPDIR") {
@@ -169,7 +169,7 @@ fn write_fatal(what: &[u8], dir: &[u8], e: Errno) -> ! {
 
 /// Streams the envelope on fd 1 into the packet tail as netstrings.
 fn read_envelope<const N: usize>(tail: &mut Spill<'_, N>) {
-    let mut env: EnvelopeReader<FdReader<'_>, 1024> = EnvelopeReader::new(FdReader(sys::std_fd(1)));
+    let mut env: EnvelopeReader<FdReader<'_>, STD_BUF> = EnvelopeReader::new(FdReader(sys::std_fd(1)));
     let spill_fatal = |e: Errno| -> ! {
         DIE.fatal(qq::WRITE_ERROR, &[b"unable to write a temporary file: ", errno_text(e, &mut ErrBuf::default())])
     };

@@ -19,8 +19,9 @@ use rustix::io::Errno;
 
 /// Longest control-file line, newline excluded.
 pub const LINE_MAX: usize = 1024;
-/// Read buffer for control files.
-const READ_BUF: usize = 512;
+/// Read buffer for control files: the same size as the envelope reader's
+/// (`io::STD_BUF`), so a program has one copy of the line reader.
+const READ_BUF: usize = crate::io::STD_BUF;
 static_assertions::const_assert!(LINE_MAX >= 1003);
 
 /// Why a control file could not be read.

@@ -171,6 +171,10 @@ impl Write for Timed<'_> {
     }
 }
 
+/// The usual `BufReader` size. Readers of the same type and size share one
+/// copy of the generic code, so prefer this one.
+pub const STD_BUF: usize = 1024;
+
 /// A buffered reader over any `Read`, with a fixed buffer of `N` bytes.
 pub struct BufReader<R, const N: usize> {
     inner: R,
