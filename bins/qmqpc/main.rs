@@ -65,15 +65,14 @@ fn run(start: Start) -> ! {
         Some(t) if !t.is_empty() => t,
         _ => c"/tmp",
     };
-    let mut scratch = [0u8; COPY_BUF];
     let mut copy: Option<OwnedFd> = None;
-    let message = take_message(tmpdir, &mut copy, &mut scratch);
+    let message = take_message(tmpdir, &mut copy);
     let mut tail: Spill<'_, TAIL_MEM> = Spill::new(tmpdir);
     read_envelope(&mut tail);
 
     let mut last = qq::CONFIG_ERROR;
     for server in &config.servers {
-        last = try_server(&start, server, &config, &message, &tail, &mut scratch);
+        last = try_server(&start, server, &config, &message, &tail);
     }
     DIE.fatal(last, &[b"no QMQP server took the message (", qq::exit_text(last), b")"])
 }
@@ -140,7 +139,7 @@ fn control_fatal(name: &[u8], e: ControlError) -> ! {
 
 /// The message on fd 0: a regular file is used in place (from its current
 /// offset); anything else is copied once into an unlinked file in `tmpdir`.
-fn take_message<'a>(tmpdir: &CStr, copy: &'a mut Option<OwnedFd>, buf: &mut [u8]) -> MessageFile<'a> {
+fn take_message<'a>(tmpdir: &CStr, copy: &'a mut Option<OwnedFd>) -> MessageFile<'a> {
     let fd0 = sys::std_fd(0);
     let st = fstat(fd0).unwrap_or_else(|e| read_fatal(b"unable to stat the message: ", e));
     if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
@@ -150,7 +149,7 @@ fn take_message<'a>(tmpdir: &CStr, copy: &'a mut Option<OwnedFd>, buf: &mut [u8]
     }
     let file = tmpfile::anonymous(tmpdir)
         .unwrap_or_else(|e| write_fatal(b"unable to create a temporary file in ", tmpdir.to_bytes(), e));
-    let len = match copy_to_end(fd0, &file, buf) {
+    let len = match copy_to_end(fd0, &file, &mut [0u8; COPY_BUF]) {
         Ok(n) => n,
         Err(CopyError::Read(e)) => read_fatal(b"unable to read the message: ", e.errno()),
         Err(CopyError::Write(e)) => write_fatal(b"unable to write a temporary file in ", tmpdir.to_bytes(), e.errno()),
@@ -198,7 +197,6 @@ fn try_server<const N: usize>(
     config: &Config,
     message: &MessageFile<'_>,
     tail: &Spill<'_, N>,
-    scratch: &mut [u8],
 ) -> i32 {
     let name = &server.name[..];
     let mut eb = ErrBuf::default();
@@ -215,7 +213,7 @@ fn try_server<const N: usize>(
         }
     };
     set_nodelay(&sock);
-    match qmqp::send_packet(sock.as_fd(), message, tail, config.timeout_remote, scratch) {
+    match qmqp::send_packet(sock.as_fd(), message, tail, config.timeout_remote) {
         Ok(()) => {}
         Err(SendError::Net(e)) => {
             DIE.warn(&[b"lost connection to ", name, b" while sending, trying the next server: ", io_text(e, &mut eb)]);

@@ -64,17 +64,20 @@ pub enum SendError {
     Input(IoError),
 }
 
+/// Bytes per read/write round when sendfile can't be used.
+const FALLBACK_BUF: usize = 4096;
+
 /// Sends `len` bytes of `file` starting at `offset` to the non-blocking
 /// socket `sock`, waiting at most `secs` for each chunk. The bytes go from
 /// the page cache to the socket (sendfile) and never through picoq's memory;
-/// where sendfile is missing or refuses the pair, `buf` carries them.
+/// where sendfile is missing or refuses the pair, a small buffer carries
+/// them (set up only then: zeroing it is not free).
 pub fn send_file_range(
     sock: BorrowedFd<'_>,
     file: BorrowedFd<'_>,
     mut offset: u64,
     len: u64,
     secs: u32,
-    buf: &mut [u8],
 ) -> Result<(), SendError> {
     let end = offset + len;
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -91,6 +94,10 @@ pub fn send_file_range(
             Err(e) => return Err(SendError::Net(IoError::Os(e))),
         }
     }
+    if offset == end {
+        return Ok(());
+    }
+    let buf = &mut [0u8; FALLBACK_BUF];
     while offset < end {
         let want = ((end - offset) as usize).min(buf.len());
         let n = loop {

@@ -59,7 +59,6 @@ pub fn send_packet<const N: usize>(
     message: &MessageFile<'_>,
     tail: &Spill<'_, N>,
     secs: u32,
-    scratch: &mut [u8],
 ) -> Result<(), SendError> {
     let mut inner = [0u8; HEADER_MAX];
     let inner = netstring::header(message.len, &mut inner);
@@ -72,8 +71,8 @@ pub fn send_packet<const N: usize>(
     head[..outer.len()].copy_from_slice(outer);
     head[outer.len()..outer.len() + inner.len()].copy_from_slice(inner);
     write_all_timeout(sock, &head[..outer.len() + inner.len()], secs).map_err(SendError::Net)?;
-    send_file_range(sock, message.fd, message.offset, message.len, secs, scratch)?;
-    tail.send(sock, secs, scratch)
+    send_file_range(sock, message.fd, message.offset, message.len, secs)?;
+    tail.send(sock, secs)
 }
 
 /// The server's answer.
@@ -237,7 +236,7 @@ mod tests {
         let empty = open(c"/dev/null");
         let msg = MessageFile { fd: empty.as_fd(), offset: 0, len: 0 };
         let (a, b) = pair();
-        send_packet(b.as_fd(), &msg, &tail, 5, &mut [0u8; 16]).unwrap();
+        send_packet(b.as_fd(), &msg, &tail, 5).unwrap();
         drop(b);
         let out = read_to_end(&a);
         assert_eq!(out, b"45:0:,17:jason@example.net,17:jason@example.net,,");

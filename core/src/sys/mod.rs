@@ -133,6 +133,10 @@ impl Start {
     }
 
     /// The value of environment variable `name`, if set.
+    ///
+    /// Compares `name` in place, byte by byte, instead of measuring every
+    /// variable with strlen: a program looks up two or three names, and the
+    /// environment may be long.
     pub fn env(&self, name: &[u8]) -> Option<&'static CStr> {
         if self.envp.is_null() {
             return None;
@@ -141,17 +145,22 @@ impl Start {
         loop {
             // SAFETY: envp is a null-terminated array of valid strings alive
             // for the process (contract of `from_c`); we stop at the null.
-            let entry = unsafe { *self.envp.add(i) };
+            let entry = unsafe { *self.envp.add(i) } as *const u8;
             if entry.is_null() {
                 return None;
             }
-            // SAFETY: as above, a valid NUL-terminated string.
-            let b = unsafe { CStr::from_ptr(entry) }.to_bytes();
-            if b.len() > name.len() && b.starts_with(name) && b[name.len()] == b'=' {
-                // SAFETY: `entry` + len(name) + 1 lies within the same
-                // NUL-terminated string (just checked), so it starts a
-                // NUL-terminated suffix of it.
-                return Some(unsafe { CStr::from_ptr(entry.add(name.len() + 1)) });
+            let mut k = 0;
+            // SAFETY: `entry` is NUL-terminated and every byte compared
+            // before it equalled a byte of `name`, which has no NUL, so
+            // `entry + k` never goes past the terminating NUL.
+            while k < name.len() && unsafe { *entry.add(k) } == name[k] {
+                k += 1;
+            }
+            // SAFETY: as above, `entry + k` is within the string or its NUL.
+            if k == name.len() && unsafe { *entry.add(k) } == b'=' {
+                // SAFETY: the byte after '=' is within the same string
+                // (possibly its NUL), so it starts a NUL-terminated suffix.
+                return Some(unsafe { CStr::from_ptr(entry.add(k + 1).cast()) });
             }
             i += 1;
         }
