@@ -46,10 +46,23 @@ impl<R: Read, const N: usize> EnvelopeReader<R, N> {
         EnvelopeReader { input: BufReader::new(input), item: [0; ITEM_MAX], done: false }
     }
 
-    /// Reads one NUL-terminated item; returns its length.
-    fn item(&mut self) -> Result<usize, EnvelopeError> {
+    /// Reads one NUL-terminated item; `None` for the empty one that ends
+    /// the envelope (and `done` is set). Usually the item lies wholly in the
+    /// read buffer and is handed out in place; else it is assembled in
+    /// `item`.
+    fn item(&mut self) -> Result<Option<&[u8]>, EnvelopeError> {
+        if let Some(at) = self.input.take_until(0).map_err(EnvelopeError::Read)? {
+            if at.len() > ITEM_MAX {
+                return Err(EnvelopeError::AddressTooLong);
+            }
+            self.done = at.is_empty();
+            return Ok(if self.done { None } else { Some(self.input.buffered(at)) });
+        }
         match read_until(&mut self.input, 0, &mut self.item) {
-            Ok((n, true)) => Ok(n),
+            Ok((n, true)) => {
+                self.done = n == 0;
+                Ok(if self.done { None } else { Some(&self.item[..n]) })
+            }
             // Input ended inside an item, or before the final NUL.
             Ok((_, false)) => Err(EnvelopeError::Format),
             Err(LineError::Overflow) => Err(EnvelopeError::AddressTooLong),
@@ -59,11 +72,10 @@ impl<R: Read, const N: usize> EnvelopeReader<R, N> {
 
     /// The sender; must be the first call.
     pub fn sender(&mut self) -> Result<&[u8], EnvelopeError> {
-        let n = self.item()?;
-        if n < 1 || self.item[0] != b'F' {
-            return Err(EnvelopeError::Format);
+        match self.item()? {
+            Some([b'F', addr @ ..]) => Ok(addr),
+            _ => Err(EnvelopeError::Format),
         }
-        Ok(&self.item[1..n])
     }
 
     /// The next recipient, or `None` after the terminating NUL.
@@ -71,15 +83,11 @@ impl<R: Read, const N: usize> EnvelopeReader<R, N> {
         if self.done {
             return Ok(None);
         }
-        let n = self.item()?;
-        if n == 0 {
-            self.done = true;
-            return Ok(None);
+        match self.item()? {
+            None => Ok(None),
+            Some([b'T', addr @ ..]) => Ok(Some(addr)),
+            Some(_) => Err(EnvelopeError::Format),
         }
-        if self.item[0] != b'T' {
-            return Err(EnvelopeError::Format);
-        }
-        Ok(Some(&self.item[1..n]))
     }
 }
 

@@ -197,6 +197,24 @@ impl<R: Read, const N: usize> BufReader<R, N> {
         Ok(&self.buf[self.pos..self.end])
     }
 
+    /// The next `delim`-terminated piece, without `delim`, when it lies
+    /// wholly in the buffer (refilled first if empty): consumed, and its
+    /// place returned for `buffered` (no copy). `None` when the buffer holds
+    /// no `delim`: nothing is consumed and `read_until` must assemble it.
+    pub fn take_until(&mut self, delim: u8) -> IoResult<Option<core::ops::Range<usize>>> {
+        let avail = self.fill()?;
+        let Some(i) = crate::bytes::memchr(delim, avail) else { return Ok(None) };
+        let start = self.pos;
+        self.pos += i + 1;
+        Ok(Some(start..start + i))
+    }
+
+    /// Bytes of the buffer, at a place `take_until` returned (valid until
+    /// the next read).
+    pub fn buffered(&self, at: core::ops::Range<usize>) -> &[u8] {
+        &self.buf[at]
+    }
+
     /// Marks `n` buffered bytes as used.
     pub fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.end);
@@ -233,7 +251,7 @@ pub fn read_until<R: Read, const N: usize>(
         if avail.is_empty() {
             return Ok((len, false));
         }
-        let (take, found) = match avail.iter().position(|&b| b == delim) {
+        let (take, found) = match crate::bytes::memchr(delim, avail) {
             Some(i) => (i, true),
             None => (avail.len(), false),
         };
@@ -316,6 +334,18 @@ mod tests {
         let mut r: BufReader<&[u8], 8> = BufReader::new(&b"abcd\0"[..]);
         let mut out = [0u8; 4];
         assert_eq!(read_until(&mut r, 0, &mut out), Ok((4, true)));
+    }
+
+    #[test]
+    fn take_until_hands_out_whole_pieces_in_place() {
+        let mut r: BufReader<&[u8], 8> = BufReader::new(&b"ab\0cdefgh\0"[..]);
+        let at = r.take_until(0).unwrap().unwrap();
+        assert_eq!(r.buffered(at), b"ab");
+        // "cdefg" is cut by the 8-byte buffer: not whole, nothing consumed.
+        assert_eq!(r.take_until(0), Ok(None));
+        let mut out = [0u8; 8];
+        assert_eq!(read_until(&mut r, 0, &mut out), Ok((6, true)));
+        assert_eq!(&out[..6], b"cdefgh");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub use rustix;
 #[forbid(unsafe_code)]
 pub mod addr;
 #[forbid(unsafe_code)]
+pub mod bytes;
+#[forbid(unsafe_code)]
 pub mod control;
 #[forbid(unsafe_code)]
 pub mod die;

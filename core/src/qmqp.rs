@@ -33,12 +33,25 @@ pub struct MessageFile<'a> {
     pub len: u64,
 }
 
-/// Appends `addr` as a netstring to the envelope part.
+/// Appends `addr` as a netstring to the envelope part: written in one
+/// piece into the spill's memory (this runs once per recipient).
 pub fn push_address<const N: usize>(tail: &mut Spill<'_, N>, addr: &[u8]) -> Result<(), Errno> {
     let mut h = [0u8; HEADER_MAX];
-    tail.push(netstring::header(addr.len() as u64, &mut h))?;
-    tail.push(addr)?;
-    tail.push(b",")
+    let h = netstring::header(addr.len() as u64, &mut h);
+    match tail.reserve(h.len() + addr.len() + 1)? {
+        Some(buf) => {
+            // Room was reserved: these cannot fail.
+            buf.extend(h);
+            buf.extend(addr);
+            buf.push(b',');
+            Ok(())
+        }
+        None => {
+            tail.push(h)?;
+            tail.push(addr)?;
+            tail.push(b",")
+        }
+    }
 }
 
 /// Starts the envelope part: the comma that closes the message netstring.

@@ -13,6 +13,9 @@
 use core::ffi::{CStr, c_char, c_int};
 use rustix::fd::{BorrowedFd, RawFd};
 
+mod buf;
+pub use buf::ByteBuf;
+
 // Link musl (or the platform's libc): it provides the C start-up that calls
 // our `main`, the setuid fd sanitizing and the mem* functions.
 #[link(name = "c")]
