@@ -17,7 +17,6 @@ use picoq_core::addr::{self, ServerAddr};
 use picoq_core::control::{ControlDir, ControlError, LINE_MAX};
 use picoq_core::die::Die;
 use picoq_core::envelope::EnvelopeReader;
-use picoq_core::errtext::{ErrBuf, errno_text};
 use picoq_core::io::{CopyError, FdReader, IoError, STD_BUF, copy_to_end, write_all_nointr};
 use picoq_core::net::{ConnectError, SendError, connect_timeout, set_nodelay};
 use picoq_core::qmqp::{self, MessageFile, Reply, ReplyError};
@@ -68,13 +67,14 @@ fn run(start: Start) -> ! {
     let mut copy: Option<OwnedFd> = None;
     let message = take_message(tmpdir, &mut copy);
     let mut tail: Spill<'_, TAIL_MEM> = Spill::new(tmpdir);
-    read_envelope(&mut tail);
+    read_envelope(tmpdir, &mut tail);
 
     let mut last = qq::CONFIG_ERROR;
     for server in &config.servers {
         last = try_server(&start, server, &config, &message, &tail);
     }
-    DIE.fatal(last, &[b"no QMQP server took the message (", qq::exit_text(last), b")"])
+    // Each failed server was logged as a warning; the exit code says why.
+    DIE.fatal(last, &[b"no QMQP server took the message"])
 }
 
 /// Reads `control/`: qmqpservers (required), the timeouts, and `me`
@@ -83,10 +83,7 @@ fn read_config(home: &CStr) -> Config {
     let control = match ControlDir::open(home) {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => control_fatal(b"control", e),
-        Err(e) => DIE.fatal(
-            qq::HOME_ERROR,
-            &[b"unable to open home directory ", home.to_bytes(), b": ", errno_text(e.0, &mut ErrBuf::default())],
-        ),
+        Err(e) => DIE.fatal_io(qq::HOME_ERROR, b"unable to open home directory ", home.to_bytes(), IoError::Os(e.0)),
     };
     let mut me = [0u8; LINE_MAX];
     if let Err(e) = control.read_line(c"me", &mut me) {
@@ -129,49 +126,45 @@ fn read_timeout(control: &ControlDir, name: &CStr, default: u32) -> u32 {
 }
 
 fn control_fatal(name: &[u8], e: ControlError) -> ! {
-    let mut eb = ErrBuf::default();
-    let why: &[u8] = match e {
-        ControlError::LineTooLong => b"line too long",
-        ControlError::Os(e) => errno_text(e, &mut eb),
-    };
-    DIE.fatal(qq::CONFIG_ERROR, &[b"unable to read control/", name, b": ", why])
+    match e {
+        ControlError::LineTooLong => DIE.fatal(qq::CONFIG_ERROR, &[b"line too long in control/", name]),
+        ControlError::Os(e) => DIE.fatal_io(qq::CONFIG_ERROR, b"unable to read control/", name, IoError::Os(e)),
+    }
 }
 
 /// The message on fd 0: a regular file is used in place (from its current
 /// offset); anything else is copied once into an unlinked file in `tmpdir`.
 fn take_message<'a>(tmpdir: &CStr, copy: &'a mut Option<OwnedFd>) -> MessageFile<'a> {
     let fd0 = sys::std_fd(0);
-    let st = fstat(fd0).unwrap_or_else(|e| read_fatal(b"unable to stat the message: ", e));
+    let st = fstat(fd0).unwrap_or_else(|e| read_fatal(IoError::Os(e)));
     if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
-        let offset = seek(fd0, SeekFrom::Current(0)).unwrap_or_else(|e| read_fatal(b"unable to seek the message: ", e));
+        let offset = seek(fd0, SeekFrom::Current(0)).unwrap_or_else(|e| read_fatal(IoError::Os(e)));
         let len = (st.st_size as u64).saturating_sub(offset);
         return MessageFile { fd: fd0, offset, len };
     }
-    let file = tmpfile::anonymous(tmpdir)
-        .unwrap_or_else(|e| write_fatal(b"unable to create a temporary file in ", tmpdir.to_bytes(), e));
+    let file = tmpfile::anonymous(tmpdir).unwrap_or_else(|e| tmp_fatal(tmpdir.to_bytes(), IoError::Os(e)));
     let len = match copy_to_end(fd0, &file, &mut [0u8; COPY_BUF]) {
         Ok(n) => n,
-        Err(CopyError::Read(e)) => read_fatal(b"unable to read the message: ", e.errno()),
-        Err(CopyError::Write(e)) => write_fatal(b"unable to write a temporary file in ", tmpdir.to_bytes(), e.errno()),
+        Err(CopyError::Read(e)) => read_fatal(e),
+        Err(CopyError::Write(e)) => tmp_fatal(tmpdir.to_bytes(), e),
     };
     let file: &'a OwnedFd = copy.insert(file);
     MessageFile { fd: file.as_fd(), offset: 0, len }
 }
 
-fn read_fatal(what: &[u8], e: Errno) -> ! {
-    DIE.fatal(qq::READ_ERROR, &[what, errno_text(e, &mut ErrBuf::default())])
+fn read_fatal(e: IoError) -> ! {
+    DIE.fatal_io(qq::READ_ERROR, b"unable to read the message", b"", e)
 }
 
-fn write_fatal(what: &[u8], dir: &[u8], e: Errno) -> ! {
-    DIE.fatal(qq::WRITE_ERROR, &[what, dir, b": ", errno_text(e, &mut ErrBuf::default())])
+/// A temporary file (piped message or large envelope) failed.
+fn tmp_fatal(dir: &[u8], e: IoError) -> ! {
+    DIE.fatal_io(qq::WRITE_ERROR, b"unable to write a temporary file in ", dir, e)
 }
 
 /// Streams the envelope on fd 1 into the packet tail as netstrings.
-fn read_envelope<const N: usize>(tail: &mut Spill<'_, N>) {
+fn read_envelope<const N: usize>(tmpdir: &CStr, tail: &mut Spill<'_, N>) {
     let mut env: EnvelopeReader<FdReader<'_>, STD_BUF> = EnvelopeReader::new(FdReader(sys::std_fd(1)));
-    let spill_fatal = |e: Errno| -> ! {
-        DIE.fatal(qq::WRITE_ERROR, &[b"unable to write a temporary file: ", errno_text(e, &mut ErrBuf::default())])
-    };
+    let spill_fatal = |e: Errno| -> ! { tmp_fatal(tmpdir.to_bytes(), IoError::Os(e)) };
     let env_fatal = |e: picoq_core::envelope::EnvelopeError| -> ! {
         let why: &[u8] = match e {
             picoq_core::envelope::EnvelopeError::Read(_) => b"unable to read the envelope",
@@ -199,7 +192,6 @@ fn try_server<const N: usize>(
     tail: &Spill<'_, N>,
 ) -> i32 {
     let name = &server.name[..];
-    let mut eb = ErrBuf::default();
     let sock = match connect_timeout(&server.addr, config.timeout_connect) {
         Ok(s) => s,
         Err(e) => {
@@ -208,7 +200,7 @@ fn try_server<const N: usize>(
                 ConnectError::Refused(e) => (qq::CONNECT_REFUSED, IoError::Os(e)),
                 ConnectError::Socket(e) => (qq::NETWORK_ERROR, IoError::Os(e)),
             };
-            DIE.warn(&[b"unable to connect to ", name, b": ", io_text(why, &mut eb)]);
+            DIE.warn_io(b"unable to connect to ", name, why);
             return code;
         }
     };
@@ -216,10 +208,10 @@ fn try_server<const N: usize>(
     match qmqp::send_packet(sock.as_fd(), message, tail, config.timeout_remote) {
         Ok(()) => {}
         Err(SendError::Net(e)) => {
-            DIE.warn(&[b"lost connection to ", name, b" while sending, trying the next server: ", io_text(e, &mut eb)]);
+            DIE.warn_io(b"lost connection while sending to ", name, e);
             return qq::COMMUNICATION_FAILED;
         }
-        Err(SendError::Input(e)) => DIE.fatal(qq::READ_ERROR, &[b"unable to read the message: ", io_text(e, &mut eb)]),
+        Err(SendError::Input(e)) => read_fatal(e),
     }
     // The last byte is out: whatever happens now is final.
     let mut buf = [0u8; qmqp::REPLY_MAX];
@@ -228,12 +220,13 @@ fn try_server<const N: usize>(
         Ok(Reply::Temporary(text)) => refused(start, name, b'Z', text, qq::TEMPORARY_REFUSAL),
         Ok(Reply::Permanent(text)) => refused(start, name, b'D', text, qq::PERMANENT_REFUSAL),
         Err(e) => {
+            let what = b"no reply after sending the message to ";
             let why: &[u8] = match e {
-                ReplyError::Io(e) => io_text(e, &mut eb),
-                ReplyError::Eof => b"connection closed without a reply",
-                ReplyError::Malformed => b"malformed reply",
+                ReplyError::Io(e) => DIE.fatal_io(qq::COMMUNICATION_FAILED, what, name, e),
+                ReplyError::Eof => b": connection closed",
+                ReplyError::Malformed => b": malformed reply",
             };
-            DIE.fatal(qq::COMMUNICATION_FAILED, &[b"no reply from ", name, b" after the message was sent: ", why])
+            DIE.fatal(qq::COMMUNICATION_FAILED, &[what, name, why])
         }
     }
 }
@@ -244,7 +237,12 @@ fn refused(start: &Start, name: &[u8], kind: u8, text: &[u8], code: i32) -> ! {
     let mut clean = [0u8; qmqp::REPLY_TEXT_MAX];
     let mut text = qmqp::sanitize_text(text, &mut clean);
     if text.is_empty() {
-        text = &qq::exit_text(code)[1..];
+        // What qmail's callers say for 71 and 31 (core::qq::exit_text).
+        text = if kind == b'Z' {
+            b"mail server temporarily rejected message (#4.3.0)"
+        } else {
+            b"mail server permanently rejected message (#5.3.0)"
+        };
     }
     DIE.info(&[name, b" said: ", &[kind], text]);
     if let Some(fd6) = sys::error_fd(start) {
@@ -258,11 +256,4 @@ fn refused(start: &Start, name: &[u8], kind: u8, text: &[u8], code: i32) -> ! {
         }
     }
     sys::exit(code)
-}
-
-fn io_text(e: IoError, buf: &mut ErrBuf) -> &[u8] {
-    match e {
-        IoError::Timeout => b"timed out",
-        IoError::Os(e) => errno_text(e, buf),
-    }
 }

@@ -5,7 +5,8 @@
 //! written with a single `write`, so a line never interleaves with another
 //! process's log line and nothing allocates or formats.
 
-use crate::io::write_all_nointr;
+use crate::errtext::{ErrBuf, errno_text};
+use crate::io::{IoError, write_all_nointr};
 use crate::sys;
 
 /// Longest diagnostic line; longer messages are cut (and end in `...`).
@@ -39,6 +40,29 @@ impl Die {
         self.line(b"", parts);
     }
 
+    /// `NAME: fatal: WHAT ARG: WHY`, WHY being the text for `e`; exits.
+    /// The most common shape, kept out of line so each use is small.
+    pub fn fatal_io(self, code: i32, what: &[u8], arg: &[u8], e: IoError) -> ! {
+        self.line_io(b"fatal: ", what, arg, e);
+        sys::exit(code)
+    }
+
+    /// `NAME: warning: WHAT ARG: WHY`, WHY being the text for `e`.
+    pub fn warn_io(self, what: &[u8], arg: &[u8], e: IoError) {
+        self.line_io(b"warning: ", what, arg, e);
+    }
+
+    #[inline(never)]
+    fn line_io(self, level: &[u8], what: &[u8], arg: &[u8], e: IoError) {
+        let mut eb = ErrBuf::default();
+        let why: &[u8] = match e {
+            IoError::Timeout => b"timed out",
+            IoError::Os(e) => errno_text(e, &mut eb),
+        };
+        self.line(level, &[what, arg, b": ", why]);
+    }
+
+    #[inline(never)]
     fn line(self, level: &[u8], parts: &[&[u8]]) {
         let mut line = Line::new();
         line.push(self.name.as_bytes());

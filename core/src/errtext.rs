@@ -49,12 +49,29 @@ timed out\0network unreachable\0host unreachable\0address not available\0\
 address family not supported\0function not implemented\0temporary failure\0\
 interrupted system call\0file already exists";
 
+/// Where each text of `TEXTS` starts (and, one further, where it ends),
+/// computed at compile time so a lookup is two loads.
+const STARTS: [u16; KNOWN.len() + 1] = {
+    let mut starts = [0u16; KNOWN.len() + 1];
+    let mut i = 0;
+    let mut n = 1;
+    while i < TEXTS.len() {
+        if TEXTS[i] == 0 {
+            starts[n] = i as u16 + 1;
+            n += 1;
+        }
+        i += 1;
+    }
+    // The last text has no NUL after it: pretend it has.
+    starts[n] = TEXTS.len() as u16 + 1;
+    assert!(n == KNOWN.len(), "TEXTS must hold one text per KNOWN errno");
+    starts
+};
+
 /// A text for `e`; unknown values give `error N` written into `buf`.
 pub fn errno_text(e: Errno, buf: &mut ErrBuf) -> &[u8] {
     if let Some(i) = KNOWN.iter().position(|&k| k == e) {
-        if let Some(t) = TEXTS.split(|&b| b == 0).nth(i) {
-            return t;
-        }
+        return &TEXTS[STARTS[i] as usize..STARTS[i + 1] as usize - 1];
     }
     buf[..6].copy_from_slice(b"error ");
     let mut d = [0u8; U64_DIGITS];

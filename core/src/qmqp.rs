@@ -9,9 +9,11 @@
 //! file (sendfile), then the envelope netstrings from a `Spill`. Nothing
 //! holds the whole message in memory.
 
+use crate::bytes::memchr;
 use crate::io::{IoError, read_timeout, write_all_timeout};
 use crate::net::{SendError, send_file_range};
-use crate::netstring::{self, HEADER_MAX, LenParser};
+use crate::netstring::{self, HEADER_MAX};
+use crate::num::parse_u64;
 use crate::spill::Spill;
 use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
@@ -46,11 +48,8 @@ pub fn push_address<const N: usize>(tail: &mut Spill<'_, N>, addr: &[u8]) -> Res
             buf.push(b',');
             Ok(())
         }
-        None => {
-            tail.push(h)?;
-            tail.push(addr)?;
-            tail.push(b",")
-        }
+        // Only for an address longer than the spill's memory.
+        None => tail.push(h).and_then(|_| tail.push(addr)).and_then(|_| tail.push(b",")),
     }
 }
 
@@ -109,25 +108,42 @@ pub enum ReplyError {
 }
 
 /// Reads the server's reply within `secs` seconds per read.
-
 pub fn read_reply<'b>(sock: BorrowedFd<'_>, secs: u32, buf: &'b mut [u8; REPLY_MAX]) -> Result<Reply<'b>, ReplyError> {
     let mut have = 0;
     // Read until the reply netstring is complete, or the buffer is full
     // (a long text is cut: the kind letter is what matters).
-    let body = loop {
-        if let Some(end) = reply_body(&buf[..have])? {
-            break end;
-        }
-        if have == REPLY_MAX {
-            return Err(ReplyError::Malformed);
-        }
+    let (start, end) = loop {
         let n = read_timeout(sock, &mut buf[have..], secs).map_err(ReplyError::Io)?;
         if n == 0 {
             return Err(ReplyError::Eof);
         }
         have += n;
+        let data = &buf[..have];
+        let colon = memchr(b':', data);
+        // Refuse garbage at once rather than wait for a colon that may
+        // never come.
+        let digits = &data[..colon.unwrap_or(have)];
+        if digits.len() > netstring::MAX_LEN_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(ReplyError::Malformed);
+        }
+        let Some(colon) = colon else { continue };
+        // A length without leading zeros; a reply is never empty.
+        let len = match parse_u64(&data[..colon]) {
+            Some(len) if len > 0 && data[0] != b'0' => len,
+            _ => return Err(ReplyError::Malformed),
+        };
+        let start = colon + 1;
+        let end = (start as u64).saturating_add(len);
+        if end < have as u64 {
+            if data[end as usize] != b',' {
+                return Err(ReplyError::Malformed);
+            }
+            break (start, end as usize);
+        }
+        if have == REPLY_MAX {
+            break (start, have);
+        }
     };
-    let (start, end) = body;
     let text = &buf[start + 1..end];
     match buf[start] {
         b'K' => Ok(Reply::Accepted(text)),
@@ -135,35 +151,6 @@ pub fn read_reply<'b>(sock: BorrowedFd<'_>, secs: u32, buf: &'b mut [u8; REPLY_M
         b'D' => Ok(Reply::Permanent(text)),
         _ => Err(ReplyError::Malformed),
     }
-}
-
-/// Where the reply body is in `data`, once it is complete or fills the
-/// buffer; `None` while more bytes are needed.
-fn reply_body(data: &[u8]) -> Result<Option<(usize, usize)>, ReplyError> {
-    let mut p = LenParser::new(u64::MAX);
-    for (i, &b) in data.iter().enumerate() {
-        match p.push(b) {
-            Ok(None) => continue,
-            Ok(Some(0)) => return Err(ReplyError::Malformed),
-            Ok(Some(len)) => {
-                let start = i + 1;
-                let full = (start as u64).saturating_add(len).saturating_add(1);
-                if full <= data.len() as u64 {
-                    let end = start + len as usize;
-                    if data[end] != b',' {
-                        return Err(ReplyError::Malformed);
-                    }
-                    return Ok(Some((start, end)));
-                }
-                if data.len() == REPLY_MAX && start < data.len() {
-                    return Ok(Some((start, data.len())));
-                }
-                return Ok(None);
-            }
-            Err(_) => return Err(ReplyError::Malformed),
-        }
-    }
-    Ok(None)
 }
 
 /// Copies `text` into `out` for use in logs and SMTP replies: at most
