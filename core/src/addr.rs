@@ -135,7 +135,6 @@ fn parse_port(s: &[u8]) -> Option<u16> {
 
 /// Parses one server line (see the module doc); `default_port` applies when
 /// the line gives none.
-
 pub fn parse_server(line: &[u8], default_port: u16) -> Option<ServerAddr> {
     // Whitespace ends the address; what follows is a comment.
     let end = line.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(line.len());

@@ -23,7 +23,6 @@ pub enum ConnectError {
 
 /// Connects to `addr` within `secs` seconds. The socket is non-blocking
 /// and close-on-exec; use `io::Timed` to talk over it.
-
 pub fn connect_timeout(addr: &ServerAddr, secs: u32) -> Result<OwnedFd, ConnectError> {
     let family = match addr {
         ServerAddr::V4(..) => AddressFamily::INET,

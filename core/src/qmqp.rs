@@ -65,7 +65,6 @@ pub fn finish_tail<const N: usize>(tail: &mut Spill<'_, N>) -> Result<(), Errno>
 
 /// Sends the whole packet. `Ok` means the last byte was written: from then
 /// on the server may have accepted the message.
-
 pub fn send_packet<const N: usize>(
     sock: BorrowedFd<'_>,
     message: &MessageFile<'_>,
