@@ -38,7 +38,8 @@ size:
 bench:
 	$(CARGO) xtask bench
 
-demo: deps build
+demo:
+	sh tests/deps.sh --rust $(TARGET)
 	$(CARGO) xtask demo
 
 clean:

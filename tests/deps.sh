@@ -2,13 +2,19 @@
 # Installs what picoq's tests need on a fresh Debian machine, and nothing
 # that is already there: the rust target(s) and the real peers the
 # black-box tests talk to (../shared/PEERS.md). Safe to run again.
+#
+#   deps.sh [TARGET]          everything the tests need
+#   deps.sh --rust [TARGET]   only the rust target (for make demo)
 set -eu
+mode=all
+if [ "${1:-}" = --rust ]; then mode=rust; shift; fi
 target=${1:-x86_64-unknown-linux-musl}
 
 if ! rustup target list --installed | grep -qx "$target"; then
     echo "deps: rustup target add $target"
     rustup target add "$target"
 fi
+[ "$mode" = rust ] && exit 0
 
 # Debian packages: binary they provide, package.
 need=""

@@ -2,6 +2,7 @@
 //! only dispatches and holds the few helpers they share.
 
 mod bench;
+mod demo;
 mod elf;
 mod size;
 mod targets;
@@ -24,6 +25,8 @@ verbs:
   bench           build release, then print sizes, callgrind instruction
                   counts and peak RSS, each with the command that reproduces
                   it, its target and qmail's reference figure
+  demo            picoq's main job on loopback: a message through qmqpc to
+                  a QMQP gateway (what `make demo` runs)
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("size") => size::main(rest),
         Some("bench") => bench::main(rest),
+        Some("demo") => demo::main(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS
