@@ -20,6 +20,8 @@ pub mod addr;
 #[forbid(unsafe_code)]
 pub mod bytes;
 #[forbid(unsafe_code)]
+pub mod cdb;
+#[forbid(unsafe_code)]
 pub mod control;
 #[forbid(unsafe_code)]
 pub mod die;
@@ -39,6 +41,12 @@ pub mod num;
 pub mod qmqp;
 #[forbid(unsafe_code)]
 pub mod qq;
+#[forbid(unsafe_code)]
+pub mod queue;
+#[forbid(unsafe_code)]
+pub mod received;
+#[forbid(unsafe_code)]
+pub mod smtp;
 #[forbid(unsafe_code)]
 pub mod spill;
 #[cfg(test)]

@@ -266,3 +266,88 @@ macro_rules! entry {
         extern "C" fn rust_eh_personality() {}
     };
 }
+
+// ---------------------------------------------------------------------------
+// Running a child program (smtpd-front and qmqpd run a qmail-queue program).
+// rustix keeps fork/execve in a hidden Linux-only module; musl's are
+// portable and audited here (TOOLCHAIN.md).
+
+#[link(name = "c")]
+unsafe extern "C" {
+    fn fork() -> c_int;
+    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+    fn dup2(old: c_int, new: c_int) -> c_int;
+}
+
+/// Most descriptors a child gets placed (`spawn`'s `fds`).
+pub const SPAWN_FDS_MAX: usize = 4;
+
+/// Runs `path` (no arguments beyond argv\[0\], the process's own
+/// environment) in a child whose descriptors `fds[i].1` are `fds[i].0`,
+/// qmail's `fd_move` + `execv`. Every other descriptor picoq opened is
+/// close-on-exec, so the child sees only these and fds 0–2.
+///
+/// Returns the child's pid. A child that cannot place its descriptors or
+/// exec exits 120 (qmail-queue's "unable to exec").
+///
+/// The targets must be placed in ascending order and no source may be a
+/// lower target (callers pass fresh descriptors, which are ≥ 3, to 0, 1
+/// and 6): a source is then never overwritten before it is moved.
+pub fn spawn(
+    start: &Start,
+    path: &CStr,
+    fds: &[(BorrowedFd<'_>, RawFd)],
+) -> Result<rustix::process::Pid, rustix::io::Errno> {
+    use rustix::fd::AsRawFd;
+    assert!(fds.len() <= SPAWN_FDS_MAX);
+    let argv: [*const c_char; 2] = [path.as_ptr(), core::ptr::null()];
+    // SAFETY: picoq is single-threaded (SPEC §8), so the child is a full
+    // copy of the only thread. The child then calls only async-signal-safe
+    // functions (dup2, fcntl, execve, _exit) on memory it already owns, and
+    // never returns into Rust code: it execs or exits.
+    let pid = unsafe { fork() };
+    if pid < 0 {
+        // musl keeps errno in thread-local storage that rustix does not
+        // read; EAGAIN (process limit) is what fork fails with in practice.
+        return Err(rustix::io::Errno::AGAIN);
+    }
+    if pid == 0 {
+        for &(src, dst) in fds {
+            let s = src.as_raw_fd();
+            if s == dst {
+                // dup2 onto itself keeps close-on-exec set: clear it.
+                if rustix::io::fcntl_setfd(src, rustix::io::FdFlags::empty()).is_err() {
+                    exit(crate::qq::CANNOT_EXEC);
+                }
+            // SAFETY: dup2 only manipulates this process's descriptor
+            // table; both numbers are plain integers.
+            } else if unsafe { dup2(s, dst) } != dst {
+                exit(crate::qq::CANNOT_EXEC);
+            }
+        }
+        // SAFETY: `path` is a valid NUL-terminated string, `argv` a
+        // null-terminated array of such strings, and `envp` the process's
+        // own null-terminated environment (contract of `Start::from_c`).
+        // execve returns only on failure.
+        unsafe {
+            execve(path.as_ptr(), argv.as_ptr(), start.envp);
+        }
+        exit(crate::qq::CANNOT_EXEC);
+    }
+    // A positive pid is a valid Pid.
+    rustix::process::Pid::from_raw(pid).ok_or(rustix::io::Errno::INVAL)
+}
+
+#[link(name = "c")]
+unsafe extern "C" {
+    fn time(t: *mut i64) -> i64;
+}
+
+/// `time(NULL)`: seconds since the epoch. musl's (vDSO-backed, and
+/// already linked by fork) instead of rustix's clock_gettime, whose own
+/// vDSO lookup would add about 2 KiB to each program.
+pub fn unix_time() -> u64 {
+    // SAFETY: a null pointer asks time() for the return value only.
+    let t = unsafe { time(core::ptr::null_mut()) };
+    if t < 0 { 0 } else { t as u64 }
+}

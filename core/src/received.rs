@@ -1,0 +1,166 @@
+//! The `Received:` trace line qmail-smtpd (and qmail-qmqpd) put above a
+//! message, and qmail's RFC 822 date, from unix time in UTC.
+//!
+//! Kept byte for byte as qmail's received.c writes it, because log
+//! parsers and spam filters match on it:
+//! `Received: from HOST (HELO helo) (INFO@IP)` NL `  by LOCAL with PROTO; DATE`.
+//! Every byte of the variable parts outside `A-Za-z0-9.@%+/=:-[]` becomes
+//! `?` so a client cannot inject header lines or odd bytes (received.c's
+//! `safeput`; picoq also lets `[` and `]` of address literals through).
+//!
+//! The date is date822fmt's `D Mon YYYY HH:MM:SS -0000`: UTC, day without
+//! leading zero, no weekday. No libc time functions: the civil date comes
+//! from the day count (Howard Hinnant's `civil_from_days`), valid for any
+//! u64 seconds that fit a 64-bit year.
+
+/// Longest date text: `31 Dec 999999999999 23:59:59 -0000`.
+pub const DATE_MAX: usize = 40;
+
+const MONTHS: &[u8; 36] = b"JanFebMarAprMayJunJulAugSepOctNovDec";
+
+/// Writes the date822fmt text for `unix` seconds (without newline).
+pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
+    let days = (unix / 86400) as i64;
+    let secs = unix % 86400;
+    // civil_from_days: days since 1970-01-01 to (year, month, day).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as usize;
+    let year = (yoe + era * 400 + (month <= 2) as i64) as u64;
+
+    let mut len = 0;
+    let mut put = |s: &[u8], buf: &mut [u8; DATE_MAX]| {
+        buf[len..len + s.len()].copy_from_slice(s);
+        len += s.len();
+    };
+    let mut d = [0u8; crate::num::U64_DIGITS];
+    put(crate::num::fmt_u64(day, &mut d), buf);
+    put(b" ", buf);
+    put(&MONTHS[(month - 1) * 3..month * 3], buf);
+    put(b" ", buf);
+    put(crate::num::fmt_u64(year, &mut d), buf);
+    let two = |v: u64| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+    put(b" ", buf);
+    put(&two(secs / 3600), buf);
+    put(b":", buf);
+    put(&two(secs / 60 % 60), buf);
+    put(b":", buf);
+    put(&two(secs % 60), buf);
+    put(b" -0000", buf);
+    &buf[..len]
+}
+
+/// received.c's `issafe` (plus `[` and `]`).
+fn is_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"[].@%+/=:-".contains(&b)
+}
+
+/// Passes `s` to `out` with every unsafe byte replaced by `?`, in chunks.
+pub fn put_safe(out: &mut impl FnMut(&[u8]), s: &[u8]) {
+    let mut chunk = [0u8; 64];
+    for part in s.chunks(chunk.len()) {
+        for (c, &b) in chunk.iter_mut().zip(part) {
+            *c = if is_safe(b) { b } else { b'?' };
+        }
+        out(&chunk[..part.len()]);
+    }
+}
+
+/// The parties named in a Received line.
+pub struct Trace<'a> {
+    /// `TCPLOCALHOST`, else `TCPLOCALIP`, else `unknown`.
+    pub local: &'a [u8],
+    pub remote_ip: &'a [u8],
+    pub remote_host: &'a [u8],
+    /// `TCPREMOTEINFO`, omitted when unset.
+    pub remote_info: Option<&'a [u8]>,
+    /// The HELO argument, when it differs from `remote_host`.
+    pub helo: Option<&'a [u8]>,
+}
+
+/// Writes the whole Received line, ending in a newline, for protocol
+/// `proto` (`SMTP`, `QMQP`) at `unix` seconds.
+pub fn write_received(out: &mut impl FnMut(&[u8]), t: &Trace<'_>, proto: &[u8], unix: u64) {
+    out(b"Received: from ");
+    put_safe(out, t.remote_host);
+    if let Some(h) = t.helo {
+        out(b" (HELO ");
+        put_safe(out, h);
+        out(b")");
+    }
+    out(b" (");
+    if let Some(i) = t.remote_info {
+        put_safe(out, i);
+        out(b"@");
+    }
+    put_safe(out, t.remote_ip);
+    out(b")\n  by ");
+    put_safe(out, t.local);
+    out(b" with ");
+    out(proto);
+    out(b"; ");
+    let mut d = [0u8; DATE_MAX];
+    out(date822(unix, &mut d));
+    out(b"\n");
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    fn date(unix: u64) -> std::string::String {
+        let mut b = [0u8; DATE_MAX];
+        std::string::String::from_utf8(date822(unix, &mut b).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn dates_like_date822fmt() {
+        assert_eq!(date(0), "1 Jan 1970 00:00:00 -0000");
+        assert_eq!(date(951_782_400), "29 Feb 2000 00:00:00 -0000");
+        assert_eq!(date(1_700_000_000), "14 Nov 2023 22:13:20 -0000");
+        assert_eq!(date(4_133_980_799), "31 Dec 2100 23:59:59 -0000");
+        assert_eq!(date(4_107_542_399), "28 Feb 2100 23:59:59 -0000");
+        assert_eq!(date(1_709_251_199), "29 Feb 2024 23:59:59 -0000");
+        assert!(date(u64::MAX).len() <= DATE_MAX);
+    }
+
+    #[test]
+    fn received_line_like_qmail() {
+        let mut v = Vec::new();
+        let t = Trace {
+            local: b"mx.example",
+            remote_ip: b"192.0.2.7",
+            remote_host: b"client.example",
+            remote_info: Some(b"joe"),
+            helo: Some(b"bad\r\nX-Injected: 1"),
+        };
+        write_received(&mut |s: &[u8]| v.extend_from_slice(s), &t, b"SMTP", 1_700_000_000);
+        assert_eq!(
+            std::str::from_utf8(&v).unwrap(),
+            "Received: from client.example (HELO bad??X-Injected:?1) (joe@192.0.2.7)\n  by mx.example with SMTP; 14 Nov 2023 22:13:20 -0000\n"
+        );
+        let mut v = Vec::new();
+        let t =
+            Trace { local: b"unknown", remote_ip: b"unknown", remote_host: b"unknown", remote_info: None, helo: None };
+        write_received(&mut |s: &[u8]| v.extend_from_slice(s), &t, b"SMTP", 0);
+        assert_eq!(v, b"Received: from unknown (unknown)\n  by unknown with SMTP; 1 Jan 1970 00:00:00 -0000\n");
+    }
+
+    #[test]
+    fn long_values_are_filtered_in_chunks() {
+        let mut v = Vec::new();
+        let long: Vec<u8> = (0..200u8).collect();
+        put_safe(&mut |s: &[u8]| v.extend_from_slice(s), &long);
+        assert_eq!(v.len(), 200);
+        assert!(v.iter().all(|&b| is_safe(b) || b == b'?'));
+        assert_eq!(v[b'a' as usize], b'a');
+        assert_eq!(v[b' ' as usize], b'?');
+    }
+}
