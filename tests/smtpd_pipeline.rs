@@ -80,7 +80,7 @@ fn smtplib_to_postfix_envelope_and_bytes_arrive() {
     assert_eq!(got, want);
     let (received, body) = split_received(&d.message_as_sent());
     assert!(
-        received.starts_with("Received: from unknown (HELO client.test) (127.0.0.1)\n  by 127.0.0.1 with SMTP; "),
+        received.starts_with("Received: from unknown (HELO client.test) (127.0.0.1)\n  by picoq.test with SMTP; "),
         "{received}"
     );
     assert!(body == msg, "the message changed on its way through smtpd-front, qmqpc and Postfix");

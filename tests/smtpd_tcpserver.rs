@@ -28,7 +28,7 @@ fn swaks_message_arrives_with_tcpservers_environment() {
     // tcpserver -H -R: no names, so TCPREMOTEHOST is unset ("unknown").
     let rl = q[0].received();
     assert!(
-        rl.starts_with("Received: from unknown (HELO client.test) (127.0.0.1)\n  by 127.0.0.1 with SMTP; "),
+        rl.starts_with("Received: from unknown (HELO client.test) (127.0.0.1)\n  by picoq.test with SMTP; "),
         "{rl}"
     );
     let err = t.stop();

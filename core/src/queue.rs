@@ -12,6 +12,8 @@
 //! the outcome to qmail_close's text (`qq::exit_text`).
 
 use crate::qq;
+pub use crate::spill::Handoff;
+use crate::spill::Spill;
 use crate::sys::{self, Start};
 use core::ffi::CStr;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -122,67 +124,39 @@ fn clean(t: &mut [u8]) -> &[u8] {
 
 /// An envelope under construction (`F` sender NUL, `T` recipient NUL…):
 /// the first `N` bytes stay in memory, a bigger one moves to an unlinked
-/// file in `tmpdir`, so a 100,000-recipient envelope costs no memory.
-pub struct EnvelopeBuf<'d, const N: usize> {
-    mem: [u8; N],
-    len: usize,
-    file: Option<OwnedFd>,
-    tmpdir: &'d CStr,
-}
-
-/// A finished envelope, ready for fd 1.
-pub enum Handoff<'a> {
-    /// Small: the bytes, for the caller to write into a pipe.
-    Memory(&'a [u8]),
-    /// Large: an unlinked file positioned at its start.
-    File(BorrowedFd<'a>),
-}
+/// file in `tmpdir` (a `Spill`), so a 100,000-recipient envelope costs no
+/// memory.
+pub struct EnvelopeBuf<'d, const N: usize>(Spill<'d, N>);
 
 impl<'d, const N: usize> EnvelopeBuf<'d, N> {
     pub const fn new(tmpdir: &'d CStr) -> Self {
-        EnvelopeBuf { mem: [0; N], len: 0, file: None, tmpdir }
+        EnvelopeBuf(Spill::new(tmpdir))
     }
 
     /// Empties it for the next transaction.
     pub fn reset(&mut self) {
-        self.len = 0;
-        self.file = None;
-    }
-
-    fn put(&mut self, b: &[u8]) -> Result<(), Errno> {
-        if self.file.is_none() && self.len + b.len() <= N {
-            self.mem[self.len..self.len + b.len()].copy_from_slice(b);
-            self.len += b.len();
-            return Ok(());
-        }
-        let file = match &self.file {
-            Some(f) => f,
-            None => {
-                let f = self.file.insert(crate::tmpfile::anonymous(self.tmpdir)?);
-                crate::io::write_all_nointr(f.as_fd(), &self.mem[..self.len]).map_err(crate::io::IoError::errno)?;
-                f
-            }
-        };
-        crate::io::write_all_nointr(file.as_fd(), b).map_err(crate::io::IoError::errno)
+        self.0.clear();
     }
 
     /// Appends one item: `kind` (`F` or `T`), the address, NUL.
     pub fn push(&mut self, kind: u8, addr: &[u8]) -> Result<(), Errno> {
-        self.put(&[kind])?;
-        self.put(addr)?;
-        self.put(b"\0")
+        match self.0.reserve(addr.len() + 2)? {
+            Some(buf) => {
+                // Room was reserved: these cannot fail.
+                buf.push(kind);
+                buf.extend(addr);
+                buf.push(0);
+                Ok(())
+            }
+            // Only for an address longer than the memory part.
+            None => self.0.push(&[kind]).and_then(|_| self.0.push(addr)).and_then(|_| self.0.push(b"\0")),
+        }
     }
 
     /// Adds the final NUL and hands the envelope over.
     pub fn finish(&mut self) -> Result<Handoff<'_>, Errno> {
-        self.put(b"\0")?;
-        match &self.file {
-            Some(f) => {
-                rustix::fs::seek(f, rustix::fs::SeekFrom::Start(0))?;
-                Ok(Handoff::File(f.as_fd()))
-            }
-            None => Ok(Handoff::Memory(&self.mem[..self.len])),
-        }
+        self.0.push(b"\0")?;
+        self.0.finish()
     }
 }
 

@@ -9,6 +9,14 @@ use core::ffi::CStr;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
+/// A finished spill, ready to be read.
+pub enum Handoff<'a> {
+    /// Small: the bytes.
+    Memory(&'a [u8]),
+    /// Large: an unlinked file positioned at its start.
+    File(BorrowedFd<'a>),
+}
+
 pub struct Spill<'d, const N: usize> {
     /// Never zeroed, filled with memcpy (see `sys::ByteBuf`).
     buf: ByteBuf<N>,
@@ -64,6 +72,25 @@ impl<'d, const N: usize> Spill<'d, N> {
         Ok(())
     }
 
+    /// Empties it for reuse (a file in use is closed).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.file = None;
+        self.in_file = 0;
+    }
+
+    /// Everything pushed, for a reader: the memory part, or, once the data
+    /// overflowed, the whole of it in the file, positioned at its start.
+    pub fn finish(&mut self) -> Result<Handoff<'_>, Errno> {
+        if self.file.is_none() {
+            return Ok(Handoff::Memory(self.buf.as_slice()));
+        }
+        self.flush()?;
+        let Some(file) = &self.file else { return Err(Errno::BADF) };
+        rustix::fs::seek(file, rustix::fs::SeekFrom::Start(0))?;
+        Ok(Handoff::File(file.as_fd()))
+    }
+
     /// Bytes pushed so far.
     pub fn len(&self) -> u64 {
         self.in_file + self.buf.len() as u64
@@ -105,6 +132,33 @@ mod tests {
         let out = read_to_end(&a);
         assert_eq!(out.len() as u64, s.len());
         (s.spilled(), out)
+    }
+
+    #[test]
+    fn finish_hands_over_memory_or_the_whole_file() {
+        let tmp = std::ffi::CString::new(std::env::temp_dir().to_str().unwrap()).unwrap();
+        let mut s: Spill<'_, 8> = Spill::new(&tmp);
+        s.push(b"abc").unwrap();
+        assert!(matches!(s.finish().unwrap(), Handoff::Memory(b"abc")));
+        s.clear();
+        for p in [&b"12345"[..], b"6789", b"abcdefghij", b"k"] {
+            s.push(p).unwrap();
+        }
+        match s.finish().unwrap() {
+            Handoff::File(f) => {
+                let mut out = std::vec::Vec::new();
+                let mut b = [0u8; 64];
+                loop {
+                    let n = rustix::io::read(f, &mut b).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    out.extend_from_slice(&b[..n]);
+                }
+                assert_eq!(out, b"123456789abcdefghijk");
+            }
+            Handoff::Memory(_) => panic!("did not spill"),
+        }
     }
 
     #[test]

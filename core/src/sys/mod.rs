@@ -279,6 +279,24 @@ unsafe extern "C" {
     fn dup2(old: c_int, new: c_int) -> c_int;
 }
 
+/// The errno a libc call (not a rustix one) left behind.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn libc_errno() -> rustix::io::Errno {
+    unsafe extern "C" {
+        fn __errno_location() -> *mut c_int;
+    }
+    // SAFETY: __errno_location returns a valid pointer to this thread's
+    // errno for the life of the thread (musl, glibc and bionic alike).
+    rustix::io::Errno::from_raw_os_error(unsafe { *__errno_location() })
+}
+
+/// Elsewhere the errno accessor has other names; EAGAIN (a process limit)
+/// is what fork fails with in practice.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn libc_errno() -> rustix::io::Errno {
+    rustix::io::Errno::AGAIN
+}
+
 /// Most descriptors a child gets placed (`spawn`'s `fds`).
 pub const SPAWN_FDS_MAX: usize = 4;
 
@@ -307,9 +325,7 @@ pub fn spawn(
     // never returns into Rust code: it execs or exits.
     let pid = unsafe { fork() };
     if pid < 0 {
-        // musl keeps errno in thread-local storage that rustix does not
-        // read; EAGAIN (process limit) is what fork fails with in practice.
-        return Err(rustix::io::Errno::AGAIN);
+        return Err(libc_errno());
     }
     if pid == 0 {
         for &(src, dst) in fds {
