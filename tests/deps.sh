@@ -47,3 +47,19 @@ if [ -n "$need" ]; then
     echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
 fi
+
+# nullmailer conflicts with postfix (both provide mail-transport-agent), so
+# its qmqp protocol module is extracted from the Debian package into
+# target/peers/, not installed (../shared/PEERS.md).
+peers=$(cd "$(dirname "$0")/.." && pwd)/target/peers
+if [ ! -x "$peers/nullmailer/usr/lib/nullmailer/qmqp" ]; then
+    echo "deps: nullmailer's qmqp module into target/peers/nullmailer"
+    tmp=$(mktemp -d)
+    if ! (cd "$tmp" && apt-get download nullmailer >/dev/null 2>&1); then
+        [ "$(id -u)" = 0 ] && apt-get update -qq || sudo apt-get update -qq
+        (cd "$tmp" && apt-get download nullmailer >/dev/null)
+    fi
+    mkdir -p "$peers/nullmailer"
+    dpkg-deb -x "$tmp"/nullmailer_*.deb "$peers/nullmailer"
+    rm -rf "$tmp"
+fi

@@ -22,7 +22,7 @@ use picoq_core::control::{ControlDir, LINE_MAX as CONTROL_LINE};
 use picoq_core::die::{Die, Line as LogLine};
 use picoq_core::io::{IoError, IoResult, Read, read_timeout, write_all_nointr, write_all_timeout};
 use picoq_core::num::{U64_DIGITS, fmt_u64, scan_u64};
-use picoq_core::queue::{self, EnvelopeBuf, Handoff, Outcome};
+use picoq_core::queue::{self, EnvelopeBuf};
 use picoq_core::received::{Trace, put_safe, write_received};
 use picoq_core::rustix;
 use picoq_core::rustix::fd::{AsFd, OwnedFd};
@@ -603,44 +603,7 @@ impl Session<'_> {
     /// Runs the queue program: the message file on fd 0, the envelope on
     /// fd 1. Its pid when it exited 0, else qmail_close's `D`/`Z` text.
     fn enqueue<'t>(&mut self, file: &OwnedFd, text: &'t mut [u8; queue::TEXT_MAX]) -> Result<u32, &'t [u8]> {
-        const QQT: &[u8] = b"Zqqt failure (#4.3.0)";
-        if rustix::fs::seek(file, rustix::fs::SeekFrom::Start(0)).is_err() {
-            return Err(QQT);
-        }
-        let Ok(handoff) = self.env.finish() else { return Err(QQT) };
-        let mut pipe_w = None;
-        let (pipe_r, bytes, env_fd);
-        match handoff {
-            Handoff::Memory(b) => {
-                let Ok((r, w)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else { return Err(QQT) };
-                pipe_w = Some(w);
-                pipe_r = Some(r);
-                bytes = b;
-                env_fd = None;
-            }
-            Handoff::File(f) => {
-                pipe_r = None;
-                bytes = &[];
-                env_fd = Some(f);
-            }
-        }
-        let fd1 = match (&pipe_r, env_fd) {
-            (Some(r), _) => r.as_fd(),
-            (None, Some(f)) => f,
-            (None, None) => return Err(QQT),
-        };
-        let Ok(run) = queue::start(self.start, self.queue, file.as_fd(), fd1) else { return Err(QQT) };
-        drop(pipe_r);
-        if let Some(w) = pipe_w {
-            // A queue program that dies early gives EPIPE: its exit
-            // status says what went wrong.
-            let _ = write_all_nointr(w.as_fd(), bytes);
-        }
-        let pid = run.pid();
-        match run.finish(text) {
-            Outcome::Accepted => Ok(pid),
-            Outcome::Refused(why) => Err(why),
-        }
+        queue::enqueue(self.start, self.queue, file, &mut self.env, text)
     }
 
     /// One line per transaction on fd 2 (multilog adds the time).

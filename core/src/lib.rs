@@ -32,6 +32,8 @@ pub mod errtext;
 #[forbid(unsafe_code)]
 pub mod io;
 #[forbid(unsafe_code)]
+pub mod maildir;
+#[forbid(unsafe_code)]
 pub mod net;
 #[forbid(unsafe_code)]
 pub mod netstring;

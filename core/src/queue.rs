@@ -37,7 +37,7 @@ pub struct QueueRun {
 
 /// `qmail_open`: runs `program` with `message` on fd 0, `envelope` on fd 1
 /// and a pipe on fd 6.
-pub fn start(
+pub fn start_queue(
     start: &Start,
     program: &CStr,
     message: BorrowedFd<'_>,
@@ -120,6 +120,53 @@ fn clean(t: &mut [u8]) -> &[u8] {
         }
     }
     t
+}
+
+/// `qmail_open` + `qmail_close` for a message already complete in `file`
+/// (rewound here) and the envelope in `env`: runs `program`, returns its
+/// pid when it exited 0, else the `D`/`Z` text to report.
+///
+/// Starting the queue only once the whole message is in hand means a
+/// refused or broken transaction never starts it, and a regular file on
+/// fd 0 lets qmqpc send with sendfile instead of copying.
+pub fn enqueue<'t, const N: usize>(
+    start: &Start,
+    program: &CStr,
+    file: &OwnedFd,
+    env: &mut EnvelopeBuf<'_, N>,
+    text: &'t mut [u8; TEXT_MAX],
+) -> Result<u32, &'t [u8]> {
+    const QQT: &[u8] = b"Zqqt failure (#4.3.0)";
+    if rustix::fs::seek(file, rustix::fs::SeekFrom::Start(0)).is_err() {
+        return Err(QQT);
+    }
+    let Ok(handoff) = env.finish() else { return Err(QQT) };
+    // A small envelope goes through a pipe, written once the program runs
+    // (it reads fd 0 to its end first); a large one is already a file.
+    let (pipe, bytes, fd1) = match handoff {
+        Handoff::Memory(b) => {
+            let Ok((r, w)) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC) else { return Err(QQT) };
+            (Some((r, w)), b, None)
+        }
+        Handoff::File(f) => (None, &[][..], Some(f)),
+    };
+    let fd1 = match (&pipe, fd1) {
+        (Some((r, _)), _) => r.as_fd(),
+        (None, Some(f)) => f,
+        (None, None) => return Err(QQT),
+    };
+    let Ok(run) = start_queue(start, program, file.as_fd(), fd1) else { return Err(QQT) };
+    if let Some((r, w)) = pipe {
+        drop(r);
+        // A queue program that dies early gives EPIPE: its exit status
+        // says what went wrong.
+        let _ = crate::io::write_all_nointr(w.as_fd(), bytes);
+    }
+    let pid = run.pid();
+    match run.finish(text) {
+        Outcome::Accepted => Ok(pid),
+        Outcome::Refused(why) => Err(why),
+    }
 }
 
 /// An envelope under construction (`F` sender NUL, `T` recipient NUL…):

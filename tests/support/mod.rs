@@ -24,6 +24,7 @@ pub fn bin(name: &str) -> PathBuf {
     }
     let built = match name {
         "qmqpc" => env!("CARGO_BIN_EXE_qmqpc"),
+        "qmqpd" => env!("CARGO_BIN_EXE_qmqpd"),
         "smtpd-front" => env!("CARGO_BIN_EXE_smtpd-front"),
         other => panic!("unknown program {other}"),
     };
