@@ -39,7 +39,7 @@ bench:
 	$(CARGO) xtask bench
 
 demo:
-	sh tests/deps.sh --rust $(TARGET)
+	sh tests/deps.sh --demo
 	$(CARGO) xtask demo
 
 clean:

@@ -4,10 +4,62 @@
 # black-box tests talk to (../shared/PEERS.md). Safe to run again.
 #
 #   deps.sh [TARGET]          everything the tests need
-#   deps.sh --rust [TARGET]   only the rust target (for make demo)
+#   deps.sh --rust [TARGET]   only the rust target
+#   deps.sh --demo            the rust target, tcpserver and swaks (make demo)
+#   deps.sh --cross           the pinned cross tools (`cargo xtask cross`):
+#                             nightly's rust-src (for -Zbuild-std), the
+#                             aarch64 musl std, a venv with ziglang 0.15.2 and
+#                             cargo-zigbuild, qemu-user-static; prints the
+#                             venv's path last. Set PICOQ_CROSS_CACHE to move
+#                             the venv (default ~/.cache/picoq).
 set -eu
 mode=all
 if [ "${1:-}" = --rust ]; then mode=rust; shift; fi
+if [ "${1:-}" = --demo ]; then mode=demo; shift; fi
+if [ "${1:-}" = --cross ]; then mode=cross; shift; fi
+
+apt_install() {
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "deps: apt-get install $*"
+    $sudo apt-get update -qq
+    # Postfix asks a debconf question; "No configuration" starts nothing and
+    # writes no main.cf: the tests run private instances.
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if [ "$mode" = cross ]; then
+    # Pinned: ziglang 0.17 fails to link std on mips/mipsel
+    # (../shared/TOOLCHAIN.md); cargo-zigbuild is pinned so that two
+    # machines link the same way (dist tarballs must be byte-identical).
+    zig_pin=0.15.2
+    zigbuild_pin=0.24.0
+    cache=${PICOQ_CROSS_CACHE:-$HOME/.cache/picoq}
+    venv=$cache/zig-$zig_pin-zigbuild-$zigbuild_pin
+    if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
+        echo "deps: rustup component add rust-src --toolchain nightly"
+        rustup component add rust-src --toolchain nightly
+    fi
+    if ! rustup target list --installed | grep -qx aarch64-unknown-linux-musl; then
+        echo "deps: rustup target add aarch64-unknown-linux-musl"
+        rustup target add aarch64-unknown-linux-musl
+    fi
+    if [ ! -x "$venv/bin/cargo-zigbuild" ] || ! "$venv/bin/python" -m ziglang version 2>/dev/null | grep -qx "$zig_pin"; then
+        echo "deps: venv $venv: ziglang==$zig_pin cargo-zigbuild==$zigbuild_pin"
+        rm -rf "$venv"
+        mkdir -p "$cache"
+        /usr/bin/python3 -m venv "$venv" 2>/dev/null || python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "ziglang==$zig_pin" "cargo-zigbuild==$zigbuild_pin"
+    fi
+    need=""
+    for q in qemu-aarch64-static qemu-arm-static qemu-mips-static qemu-mipsel-static; do
+        command -v $q >/dev/null 2>&1 || need=qemu-user-static
+    done
+    [ -n "$need" ] && apt_install $need
+    echo "$venv"
+    exit 0
+fi
 target=${1:-x86_64-unknown-linux-musl}
 
 if ! rustup target list --installed | grep -qx "$target"; then
@@ -15,6 +67,13 @@ if ! rustup target list --installed | grep -qx "$target"; then
     rustup target add "$target"
 fi
 [ "$mode" = rust ] && exit 0
+if [ "$mode" = demo ]; then
+    need=""
+    command -v tcpserver >/dev/null 2>&1 || need="$need ucspi-tcp"
+    command -v swaks >/dev/null 2>&1 || need="$need swaks"
+    [ -n "$need" ] && apt_install $need
+    exit 0
+fi
 
 # Debian packages: binary they provide, package.
 need=""
@@ -38,14 +97,7 @@ if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
 fi
 
 if [ -n "$need" ]; then
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    echo "deps: apt-get install$need"
-    $sudo apt-get update -qq
-    # Postfix asks a debconf question; "No configuration" starts nothing and
-    # writes no main.cf: the tests run private instances.
-    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+    apt_install $need
 fi
 
 # nullmailer conflicts with postfix (both provide mail-transport-agent), so

@@ -1,187 +1,259 @@
-//! `cargo xtask demo` (what `make demo` runs): picoq's main job on loopback,
-//! with nothing to set up. A message goes through the qmail-queue interface
-//! into qmqpc, which hands it over QMQP to a gateway; the gateway here is a
-//! small QMQP server in this process that prints what arrives and keeps it
-//! under `demo/gateway/`. The first server in qmqpservers is a closed port,
-//! so the demo also shows failover; a second run shows a gateway that
-//! refuses, and its words reaching the caller on fd 6.
+//! `cargo xtask demo` (what `make demo` runs): picoq's main job end to end
+//! on loopback, with nothing to set up.
 //!
-//! Everything it starts stops when it returns; running it again works.
+//! The firewall: smtpd-front under tcpserver on 127.0.0.1:2525, whose
+//! qmail-queue is qmqpc. The gateway: qmqpd under tcpserver, delivering into
+//! `demo/Maildir`. swaks sends mail to the firewall; the demo shows what
+//! arrives (envelope and both Received lines), what the firewall refuses,
+//! and what a client sees while the gateway is down. Everything it starts
+//! is stopped when it returns, so it can run again.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::{HOST_TRIPLE, root, show, target_dir};
 
-/// What the demo gateway answers.
-#[derive(Clone)]
-struct Gateway {
-    port: u16,
-    answer: Arc<Mutex<String>>,
+/// The firewall's SMTP port (fixed, so the by-hand commands can name it).
+const SMTP_PORT: u16 = 2525;
+
+/// A tcpserver we started; stopped when dropped. Its programs' fd 2 goes
+/// to `log`.
+struct Server {
+    name: &'static str,
+    child: Child,
+}
+
+/// The log files of the two servers and how much of each was shown.
+struct Logs {
+    files: Vec<(PathBuf, usize)>,
+}
+
+impl Logs {
+    /// Prints what the servers logged since the last call.
+    fn show(&mut self) {
+        for (path, seen) in &mut self.files {
+            let text = std::fs::read_to_string(&*path).unwrap_or_default();
+            for line in text.get(*seen..).unwrap_or("").lines() {
+                println!("     log: {line}");
+            }
+            *seen = text.len();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        println!("   stopped {}", self.name);
+    }
 }
 
 pub fn main(args: &[String]) -> ExitCode {
     if !args.is_empty() {
         return crate::usage("demo takes no arguments");
     }
+    match demo() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> Result<(), String> {
     let root = root();
-    println!("== building qmqpc (static, musl)");
-    let status = Command::new(env!("CARGO"))
+    for tool in ["tcpserver", "swaks"] {
+        if Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map_or(true, |o| !o.status.success())
+        {
+            return Err(format!("{tool} is missing: run `sh tests/deps.sh --demo` (make demo does)"));
+        }
+    }
+    println!("== building the programs (static, musl)");
+    let built = Command::new(env!("CARGO"))
         .args(["build", "--release", "--locked", "--target", HOST_TRIPLE])
         .current_dir(&root)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("demo: the build failed");
-        return ExitCode::FAILURE;
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !built.success() {
+        return Err("the build failed".into());
     }
-    let qmqpc = target_dir(&root).join(HOST_TRIPLE).join("release").join("qmqpc");
+    let bin = target_dir(&root).join(HOST_TRIPLE).join("release");
+
     let demo = root.join("demo");
     let _ = std::fs::remove_dir_all(&demo);
-    let home = demo.join("home");
-    let gateway_dir = demo.join("gateway");
-    for d in [home.join("control"), gateway_dir.clone()] {
-        if let Err(e) = std::fs::create_dir_all(&d) {
-            eprintln!("demo: unable to create {}: {e}", d.display());
-            return ExitCode::FAILURE;
-        }
+    let firewall = demo.join("firewall");
+    let maildir = demo.join("Maildir");
+    for d in [firewall.join("control"), maildir.join("tmp"), maildir.join("new"), maildir.join("cur")] {
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let gw_port = free_port()?;
+    let control = [
+        ("me", "firewall.picoq.test\n".to_string()),
+        ("rcpthosts", "example.net\n.example.net\n".to_string()),
+        ("qmqpservers", format!("127.0.0.1:{gw_port}\n")),
+        ("databytes", "1000000\n".to_string()),
+    ];
+    for (name, body) in &control {
+        std::fs::write(firewall.join("control").join(name), body).map_err(|e| format!("control/{name}: {e}"))?;
+    }
+    println!("\n== the firewall's control files ({})", show(&root, &firewall.join("control")));
+    for (name, body) in &control {
+        println!("   {name}: {}", body.trim_end().replace('\n', ", "));
     }
 
-    let gateway = match start_gateway(&gateway_dir) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("demo: unable to start the gateway: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // A port nobody listens on: the first server "is down".
-    let dead = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(9);
-    let servers = format!("# the internal gateways, tried in order\n127.0.0.1:{dead}\n127.0.0.1:{}\n", gateway.port);
-    let _ = std::fs::write(home.join("control/qmqpservers"), &servers);
-    let _ = std::fs::write(home.join("control/me"), "firewall.demo.picoq\n");
-    println!("\n== {}/control/qmqpservers\n{servers}", show(&root, &home));
+    println!("\n== starting (the programs log to demo/*.log)");
+    let gw_log = demo.join("gateway.log");
+    let fw_log = demo.join("firewall.log");
+    let mut logs = Logs { files: vec![(fw_log.clone(), 0), (gw_log.clone(), 0)] };
+    let gateway = start(
+        "the gateway: tcpserver 127.0.0.1:PORT qmqpd demo/Maildir",
+        Command::new("tcpserver")
+            .args(["-H", "-R", "-l", "gateway.picoq.test", "127.0.0.1", &gw_port.to_string()])
+            .arg(bin.join("qmqpd"))
+            .arg(&maildir)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin"),
+        gw_port,
+        &gw_log,
+    )?;
+    let _firewall = start(
+        "the firewall: tcpserver 127.0.0.1:2525 smtpd-front, QMAILQUEUE=qmqpc",
+        Command::new("tcpserver")
+            .args(["-H", "-R", "-l", "firewall.picoq.test", "127.0.0.1", &SMTP_PORT.to_string()])
+            .arg(bin.join("smtpd-front"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("PICOQ_HOME", &firewall)
+            .env("QMAILQUEUE", bin.join("qmqpc")),
+        SMTP_PORT,
+        &fw_log,
+    )?;
 
-    let message = "From: alice@example.org\nTo: bob@example.net, carol@example.net\n\
-                   Subject: hello through picoq\nDate: 21 Nov 2026 05:43:00 -0000\n\
-                   Message-Id: <demo.1@example.org>\n\nThis message went through qmqpc over QMQP.\n";
-    let envelope = b"Falice@example.org\0Tbob@example.net\0Tcarol@example.net\0\0";
+    println!("\n== 1. two messages through the firewall to the gateway");
+    swaks(
+        &mut logs,
+        &["--from", "alice@example.org", "--to", "bob@example.net", "--header", "Subject: hello through picoq"],
+    )?;
+    swaks(
+        &mut logs,
+        &[
+            "--from",
+            "carol@example.org",
+            "--to",
+            "dave@example.net,erin@mail.example.net",
+            "--header",
+            "Subject: two recipients",
+        ],
+    )?;
+    show_deliveries(&root, &maildir)?;
 
-    println!("== 1. a message for two recipients, the first gateway down");
-    let ok = run_qmqpc(&root, &qmqpc, &home, message, envelope, false);
-    println!("\n== 2. the gateway refuses (Z), the caller opened fd 6");
-    *gateway.answer.lock().unwrap() = "Zmailbox of bob is over quota, try later (#4.2.2)".to_string();
-    let refused = run_qmqpc(&root, &qmqpc, &home, message, envelope, true);
+    println!("\n== 2. the firewall refuses to relay to a domain outside rcpthosts");
+    swaks(&mut logs, &["--from", "mallory@example.org", "--to", "victim@example.com", "--quit-after", "RCPT"])?;
+
+    println!("\n== 3. the gateway goes down: the client is told to try later (4xx), nothing is lost");
+    drop(gateway);
+    swaks(
+        &mut logs,
+        &["--from", "alice@example.org", "--to", "bob@example.net", "--header", "Subject: while the gateway is down"],
+    )?;
 
     println!(
-        "\n== by hand\n\
-         echo 127.0.0.1:628 > HOME/control/qmqpservers\n\
-         printf 'Subject: hi\\n\\nhello\\n' | PICOQ_HOME=HOME {qmqpc} 1< <(printf 'Fme@example.org\\0Tyou@example.net\\0\\0')\n\
-         echo $?    # 0: the gateway took it; see man/qmqpc.8 for the other exit codes\n\n\
-         The gateway kept what it received in {gw}/.",
-        qmqpc = show(&root, &qmqpc),
-        gw = show(&root, &gateway_dir),
+        "\n== by hand (in {dir})\n\
+         tcpserver -H -R -l gateway 127.0.0.1 {gw_port} {qmqpd} Maildir &\n\
+         env PICOQ_HOME=firewall QMAILQUEUE={qmqpc} tcpserver -H -R -l firewall 127.0.0.1 {SMTP_PORT} {smtpd} &\n\
+         swaks --server 127.0.0.1:{SMTP_PORT} --from you@example.org --to someone@example.net\n\
+         ls Maildir/new\n\n\
+         man -l man/smtpd-front.8, man/qmqpc.8 and man/qmqpd.8 say what each program does.",
+        dir = show(&root, &demo),
+        qmqpd = bin.join("qmqpd").display(),
+        qmqpc = bin.join("qmqpc").display(),
+        smtpd = bin.join("smtpd-front").display(),
     );
-    if ok == Some(0) && refused == Some(82) {
-        println!("\ndemo: done (exit codes 0 and 82, as expected)");
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("\ndemo: unexpected exit codes {ok:?} and {refused:?}");
-        ExitCode::FAILURE
-    }
+    println!("\n== stopping what the demo started");
+    Ok(())
 }
 
-/// Runs qmqpc with `message` on fd 0 (a pipe) and `envelope` on fd 1,
-/// printing what it does; returns its exit code.
-fn run_qmqpc(root: &Path, qmqpc: &Path, home: &Path, message: &str, envelope: &[u8], fd6: bool) -> Option<i32> {
-    let env_file = home.join("envelope");
-    let fd6_file = home.join("fd6");
-    let _ = std::fs::write(&env_file, envelope);
-    let _ = std::fs::remove_file(&fd6_file);
-    let redirect6 = if fd6 { " 6>fd6" } else { "" };
-    println!("$ cd {} && printf '...' | PICOQ_HOME=. {} 1<envelope{redirect6}", show(root, home), show(root, qmqpc));
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(format!("exec \"$0\" 1<envelope{redirect6}"))
-        .arg(qmqpc)
-        .current_dir(home)
-        .env_clear()
-        .env("PICOQ_HOME", ".")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("demo: unable to run qmqpc: {e}");
-            return None;
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(message.as_bytes());
-    }
-    let out = child.wait_with_output().ok()?;
-    for line in String::from_utf8_lossy(&out.stderr).lines() {
-        println!("  (qmqpc on fd 2) {line}");
-    }
-    let code = out.status.code();
-    println!("  exit code: {}", code.map_or("killed".to_string(), |c| c.to_string()));
-    if fd6 {
-        println!("  on fd 6: {}", std::fs::read_to_string(&fd6_file).unwrap_or_default());
-    }
-    code
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-fn start_gateway(dir: &Path) -> std::io::Result<Gateway> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let gateway = Gateway { port: listener.local_addr()?.port(), answer: Arc::new(Mutex::new("Kok".to_string())) };
-    let g = gateway.clone();
-    let dir = dir.to_path_buf();
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().flatten().enumerate() {
-            let answer = g.answer.lock().unwrap().clone();
-            let _ = serve(stream, &answer, &dir.join(format!("message.{}", n + 1)));
+/// Starts a tcpserver and waits until it accepts connections.
+fn start(name: &'static str, cmd: &mut Command, port: u16, log: &Path) -> Result<Server, String> {
+    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        return Err(format!("port {port} is already in use: stop what listens there and run the demo again"));
+    }
+    let log = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().map_err(|e| format!("tcpserver: {e}"))?;
+    let server = Server { name, child };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("{name} did not start"));
         }
-    });
-    Ok(gateway)
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("   {name} (port {port})");
+    Ok(server)
 }
 
-/// Reads one QMQP packet, prints and keeps it, answers `answer`.
-fn serve(mut s: TcpStream, answer: &str, keep: &Path) -> std::io::Result<()> {
-    let mut packet = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
+/// Runs swaks against the firewall and prints its conversation, trimmed.
+fn swaks(logs: &mut Logs, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{SMTP_PORT}"), "--helo", "client.picoq.test"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("swaks: {e}"))?;
+    println!("   $ swaks --server 127.0.0.1:{SMTP_PORT} {}", args.join(" "));
+    // The server's replies (`<-`, `<**` for errors) and the envelope
+    // commands (`->`); not the message itself.
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let l = line.trim_start();
+        let command =
+            l.strip_prefix("-> ").is_some_and(|c| ["MAIL", "RCPT", "DATA", "QUIT"].iter().any(|v| c.starts_with(v)));
+        if l.starts_with("<-") || l.starts_with("<**") || command {
+            println!("     {l}");
         }
-        packet.extend_from_slice(&buf[..n]);
-        if let Some((body, _)) = netstring(&packet) {
-            let Some((message, mut rest)) = netstring(body) else { return Ok(()) };
-            let mut addrs = Vec::new();
-            while let Some((a, r)) = netstring(rest) {
-                addrs.push(String::from_utf8_lossy(a).into_owned());
-                rest = r;
+    }
+    // Give the servers a moment to finish their log lines.
+    std::thread::sleep(Duration::from_millis(100));
+    logs.show();
+    Ok(())
+}
+
+/// Prints the envelope and trace headers of each delivered message.
+fn show_deliveries(root: &Path, maildir: &Path) -> Result<(), String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new"))
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    println!("\n   what arrived in {}:", show(root, &maildir.join("new")));
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| e.to_string())?;
+        println!("   --- {}", f.file_name().unwrap_or_default().to_string_lossy());
+        let mut in_received = false;
+        for line in text.lines() {
+            if line.is_empty() {
+                break;
             }
-            let sender = addrs.first().cloned().unwrap_or_default();
-            let rcpts = addrs.get(1..).unwrap_or(&[]).join(", ");
-            println!(
-                "  [gateway] QMQP packet of {} bytes: from <{sender}> to {rcpts}; message {} bytes; answer {answer:?}",
-                packet.len(),
-                message.len()
-            );
-            let mut kept = format!("envelope: from <{sender}> to {rcpts}\n\n").into_bytes();
-            kept.extend_from_slice(message);
-            std::fs::write(keep, kept)?;
-            return s.write_all(format!("{}:{answer},", answer.len()).as_bytes());
+            let continued = line.starts_with(' ') || line.starts_with('\t');
+            let keep = line.starts_with("Return-Path:")
+                || line.starts_with("Delivered-To:")
+                || line.starts_with("Subject:")
+                || line.starts_with("Received:")
+                || (continued && in_received);
+            in_received = line.starts_with("Received:") || (continued && in_received);
+            if keep {
+                println!("   {line}");
+            }
         }
     }
-}
-
-/// One complete netstring at the start of `data`: (body, rest).
-fn netstring(data: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = data.iter().position(|&b| b == b':')?;
-    let len: usize = std::str::from_utf8(&data[..colon]).ok()?.parse().ok()?;
-    let body = data.get(colon + 1..colon + 1 + len)?;
-    (data.get(colon + 1 + len) == Some(&b',')).then(|| (body, &data[colon + 2 + len..]))
+    if files.len() != 2 {
+        return Err(format!("expected 2 messages in the Maildir, found {}", files.len()));
+    }
+    Ok(())
 }

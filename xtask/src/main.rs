@@ -25,8 +25,9 @@ verbs:
   bench           build release, then print sizes, callgrind instruction
                   counts and peak RSS, each with the command that reproduces
                   it, its target and qmail's reference figure
-  demo            picoq's main job on loopback: a message through qmqpc to
-                  a QMQP gateway (what `make demo` runs)
+  demo            picoq's main job on loopback: swaks -> smtpd-front (the
+                  firewall, under tcpserver) -> qmqpc -> qmqpd (the gateway)
+                  -> a Maildir; what `make demo` runs
 ";
 
 fn main() -> ExitCode {
