@@ -11,7 +11,7 @@ TARGET ?= x86_64-unknown-linux-musl
 CARGO ?= cargo
 RELEASE_DIR := $(CURDIR)/target/$(TARGET)/release
 
-.PHONY: all build test deps unit blackbox size bench demo clean
+.PHONY: all build test deps unit blackbox hardening size bench demo clean
 
 all: build
 
@@ -24,13 +24,17 @@ deps:
 
 # Unit tests run on the host; black-box tests run the shipped (musl,
 # release, static) programs, found through PICOQ_BIN_DIR.
-test: deps build unit blackbox
+test: deps build unit blackbox hardening
 
 unit:
 	$(CARGO) test --locked -p picoq-core -p xtask
 
 blackbox: build
 	PICOQ_BIN_DIR=$(RELEASE_DIR) $(CARGO) test --locked -p picoq --tests
+
+# Every run: each program static, PIE, RELRO, NX (budgets: make size).
+hardening: build
+	$(CARGO) xtask size --hardening $(TARGET)
 
 size:
 	$(CARGO) xtask size $(TARGET)

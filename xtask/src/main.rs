@@ -18,10 +18,12 @@ const USAGE: &str = "\
 usage: cargo xtask <verb>
 
 verbs:
-  size [TRIPLE]   build release for TRIPLE (default x86_64-unknown-linux-musl),
+  size [--hardening] [TRIPLE]
+                  build release for TRIPLE (default x86_64-unknown-linux-musl),
                   print each program's size against its budget in
                   targets/TRIPLE.toml and check its ELF hardening;
                   exit 1 when a program is over budget or not hardened
+                  (with --hardening: only when not hardened)
   bench           build release, then print sizes, callgrind instruction
                   counts and peak RSS, each with the command that reproduces
                   it, its target and qmail's reference figure
