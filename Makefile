@@ -11,7 +11,7 @@ TARGET ?= x86_64-unknown-linux-musl
 CARGO ?= cargo
 RELEASE_DIR := $(CURDIR)/target/$(TARGET)/release
 
-.PHONY: all build test deps unit blackbox hardening size bench demo clean
+.PHONY: all build test deps unit blackbox hardening size bench demo cross clean
 
 all: build
 
@@ -41,6 +41,11 @@ size:
 
 bench:
 	$(CARGO) xtask bench
+
+# Any target in targets/: installs the pinned cross tools, builds every
+# program into target/$(TARGET)/release/, prints the size table.
+cross:
+	$(CARGO) xtask cross $(TARGET)
 
 demo:
 	sh tests/deps.sh --demo

@@ -95,8 +95,8 @@ fn read_config(home: &CStr) -> Config {
             DIE.warn(&[b"ignoring bad line in control/qmqpservers: ", line]);
             return true;
         };
-        // The address as written (a valid one has no blank and fits).
-        let text = line.split(|&b| b == b' ' || b == b'\t').next().unwrap_or(line);
+        // The address as written, for logs.
+        let text = addr::server_text(line);
         let name = picoq_core::heapless::Vec::from_slice(&text[..text.len().min(NAME_MAX)]).unwrap_or_default();
         if servers.push(Server { addr, name }).is_err() {
             DIE.warn(&[b"more than 16 servers in control/qmqpservers; ignoring ", line]);
@@ -234,26 +234,22 @@ fn try_server<const N: usize>(
 /// A Z or D answer: logged on fd 2 and, when the caller opened fd 6,
 /// handed over there (exit 82) so it can quote the server's own words.
 fn refused(start: &Start, name: &[u8], kind: u8, text: &[u8], code: i32) -> ! {
-    let mut clean = [0u8; qmqp::REPLY_TEXT_MAX];
-    let mut text = qmqp::sanitize_text(text, &mut clean);
-    if text.is_empty() {
-        // What qmail's callers say for 71 and 31 (core::qq::exit_text).
-        text = if kind == b'Z' {
-            b"mail server temporarily rejected message (#4.3.0)"
-        } else {
-            b"mail server permanently rejected message (#5.3.0)"
-        };
-    }
-    DIE.info(&[name, b" said: ", &[kind], text]);
-    if let Some(fd6) = sys::error_fd(start) {
-        let mut line = picoq_core::die::Line::new();
-        line.push(&[kind]);
-        line.push(text);
-        let msg = line.finish();
-        // Without the trailing newline: the caller uses the text as is.
-        if write_all_nointr(fd6, &msg[..msg.len() - 1]).is_ok() {
-            sys::exit(qq::CUSTOM_ERROR);
-        }
+    let mut buf = [0u8; 1 + qmqp::REPLY_TEXT_MAX];
+    buf[0] = kind;
+    let n = qmqp::sanitize_text(text, &mut buf[1..]).len();
+    // Without text, what qmail's callers say for 71 and 31
+    // (core::qq::exit_text).
+    let msg: &[u8] = match (n, kind) {
+        (0, b'Z') => b"Zmail server temporarily rejected message (#4.3.0)",
+        (0, _) => b"Dmail server permanently rejected message (#5.3.0)",
+        _ => &buf[..1 + n],
+    };
+    DIE.info(&[name, b" said: ", msg]);
+    // The caller uses the text as is: no newline.
+    if let Some(fd6) = sys::error_fd(start)
+        && write_all_nointr(fd6, msg).is_ok()
+    {
+        sys::exit(qq::CUSTOM_ERROR);
     }
     sys::exit(code)
 }

@@ -16,14 +16,14 @@
 use core::ffi::CStr;
 use picoq_core::control::{ControlDir, ControlError};
 use picoq_core::die::{Die, Line};
-use picoq_core::envelope::EnvelopeReader;
-use picoq_core::io::{IoError, Read, read_timeout, write_all_nointr, write_all_timeout};
+use picoq_core::io::{IoError, copy_to_end, read_timeout, write_all_nointr, write_all_timeout};
 use picoq_core::maildir::Maildir;
 use picoq_core::num::{U64_DIGITS, fmt_u64};
 use picoq_core::queue::{self, EnvelopeBuf};
 use picoq_core::received::{Trace, write_received};
 use picoq_core::rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use picoq_core::spill::Handoff;
+use picoq_core::rustix::io::Errno;
+use picoq_core::spill::{Handoff, Spill};
 use picoq_core::sys::{self, Start};
 use picoq_core::{netstring, qq, tmpfile};
 
@@ -84,11 +84,14 @@ fn run(start: Start) -> ! {
     client.copy(len, if too_big { None } else { Some(&mut out) });
     client.comma();
     if out.failed {
-        resources(b"unable to write a temporary file", IoError::Os(picoq_core::rustix::io::Errno::IO));
+        resources(b"unable to write a temporary file", IoError::Os(Errno::IO));
     }
 
-    // The envelope: the sender, then recipients until the packet ends.
+    // The envelope: the sender, then recipients until the packet ends. For
+    // a Maildir it becomes the header lines at once (`Return-Path`, one
+    // `Delivered-To` per recipient), so it is never read back.
     let mut env: EnvelopeBuf<'_, ENV_MEM> = EnvelopeBuf::new(tmpdir);
+    let mut headers: Spill<'_, ENV_MEM> = Spill::new(tmpdir);
     let mut bad = false;
     let mut addr = [0u8; ADDR_LIMIT];
     let mut kind = b'F';
@@ -96,8 +99,12 @@ fn run(start: Start) -> ! {
     while kind == b'F' || client.left > 1 {
         match client.address(&mut addr) {
             Some(a) => {
-                if env.push(kind, a).is_err() {
-                    resources(b"unable to write a temporary file", IoError::Os(picoq_core::rustix::io::Errno::IO));
+                let pushed = match maildir {
+                    None => env.push(kind, a),
+                    Some(_) => push_header(&mut headers, kind, a),
+                };
+                if pushed.is_err() {
+                    resources(b"unable to write a temporary file", IoError::Os(Errno::IO));
                 }
             }
             None => bad = true,
@@ -117,7 +124,7 @@ fn run(start: Start) -> ! {
         Err(D_DATABYTES)
     } else {
         match maildir {
-            Some(path) => deliver(path, &file, &mut env, &trace),
+            Some(path) => deliver(path, &file, &mut headers, &trace),
             None => {
                 let program = start.env(b"QMAILQUEUE").unwrap_or(c"bin/qmail-queue");
                 // qmail's callers run bin/qmail-queue from the home.
@@ -185,13 +192,29 @@ fn reply(trace: &Trace<'_>, rcpts: u64, len: u64, answer: Result<u32, &[u8]>) ->
     sys::exit(0)
 }
 
-/// Delivers into the Maildir at `path`: `Return-Path` and one
-/// `Delivered-To` per recipient (what qmail-local writes), then the
-/// Received line and the message.
+/// The Maildir header line for envelope item `kind` (`F` sender, `T`
+/// recipient), what qmail-local writes: `Return-Path: <sender>` and
+/// `Delivered-To: rcpt`. Control characters in `addr` become `?` so no
+/// address can add a header.
+fn push_header<const N: usize>(out: &mut Spill<'_, N>, kind: u8, addr: &mut [u8]) -> Result<(), Errno> {
+    for b in addr.iter_mut() {
+        if *b < 0x20 || *b == 0x7f {
+            *b = b'?';
+        }
+    }
+    let (open, close): (&[u8], &[u8]) =
+        if kind == b'F' { (b"Return-Path: <", b">\n") } else { (b"Delivered-To: ", b"\n") };
+    out.push(open)?;
+    out.push(addr)?;
+    out.push(close)
+}
+
+/// Delivers into the Maildir at `path`: the header lines made from the
+/// envelope (`push_header`), then the Received line and the message.
 fn deliver<'t, const N: usize>(
     path: &CStr,
     file: &OwnedFd,
-    env: &mut EnvelopeBuf<'_, N>,
+    headers: &mut Spill<'_, N>,
     trace: &Trace<'_>,
 ) -> Result<u32, &'t [u8]> {
     const Z_MAILDIR: &[u8] = b"Zunable to deliver to the maildir (#4.3.0)";
@@ -202,44 +225,21 @@ fn deliver<'t, const N: usize>(
     let md = Maildir::open(path).map_err(|e| fail(b"unable to open maildir ", e))?;
     let host = trace.local;
     let draft = md.create(sys::unix_time(), 0, 0, host).map_err(|e| fail(b"unable to create a file in ", e))?;
-    let mut out = Writer { fd: draft.file(), failed: false };
-    // The envelope, read back from where it was kept.
-    let written = match env.finish() {
-        Ok(Handoff::Memory(b)) => envelope_headers(&mut EnvelopeReader::<&[u8], 64>::new(b), &mut out),
-        Ok(Handoff::File(f)) => {
-            envelope_headers(&mut EnvelopeReader::<_, 1024>::new(picoq_core::io::FdReader(f)), &mut out)
-        }
+    let mut buf = [0u8; 4096];
+    let written = match headers.finish() {
+        Ok(Handoff::Memory(b)) => write_all_nointr(draft.file(), b).is_ok(),
+        Ok(Handoff::File(f)) => copy_to_end(f, draft.file(), &mut buf).is_ok(),
         Err(_) => false,
     };
-    let copied = !out.failed
+    let copied = written
         && picoq_core::rustix::fs::seek(file, picoq_core::rustix::fs::SeekFrom::Start(0)).is_ok()
-        && picoq_core::io::copy_to_end(file, draft.file(), &mut [0u8; 4096]).is_ok();
-    if !written || !copied {
+        && copy_to_end(file, draft.file(), &mut buf).is_ok();
+    if !copied {
         draft.abort(&md);
         return Err(Z_MAILDIR);
     }
     draft.commit(&md).map_err(|e| fail(b"unable to deliver to ", e))?;
     Ok(picoq_core::rustix::process::getpid().as_raw_nonzero().get() as u32)
-}
-
-/// `Return-Path: <sender>` and `Delivered-To: rcpt` lines; control
-/// characters in addresses become `?` so no address can add a header.
-fn envelope_headers<R: Read, const N: usize>(env: &mut EnvelopeReader<R, N>, out: &mut Writer<'_>) -> bool {
-    let Ok(sender) = env.sender() else { return false };
-    out.write(b"Return-Path: <");
-    out.write_clean(sender);
-    out.write(b">\n");
-    loop {
-        match env.recipient() {
-            Ok(Some(r)) => {
-                out.write(b"Delivered-To: ");
-                out.write_clean(r);
-                out.write(b"\n");
-            }
-            Ok(None) => return true,
-            Err(_) => return false,
-        }
-    }
 }
 
 /// Writes to a local file, remembering a failure for later.
@@ -252,16 +252,6 @@ impl Writer<'_> {
     fn write(&mut self, b: &[u8]) {
         if !self.failed && write_all_nointr(self.fd, b).is_err() {
             self.failed = true;
-        }
-    }
-
-    fn write_clean(&mut self, b: &[u8]) {
-        for chunk in b.chunks(64) {
-            let mut c = [0u8; 64];
-            for (o, &x) in c.iter_mut().zip(chunk) {
-                *o = if x < 0x20 || x == 0x7f { b'?' } else { x };
-            }
-            self.write(&c[..chunk.len()]);
         }
     }
 }
@@ -317,7 +307,7 @@ impl Client {
                 Ok(Some(len)) => return len,
                 Ok(None) => {}
                 Err(netstring::NetstringError::TooLong) => {
-                    resources(b"packet longer than 200000000 bytes", IoError::Os(picoq_core::rustix::io::Errno::FBIG))
+                    resources(b"packet longer than 200000000 bytes", IoError::Os(Errno::FBIG))
                 }
                 Err(_) => syntax(),
             }
@@ -351,7 +341,7 @@ impl Client {
 
     /// One address netstring into `buf`; `None` when it is too long or
     /// contains NUL (it is read past either way).
-    fn address<'b>(&mut self, buf: &'b mut [u8; ADDR_LIMIT]) -> Option<&'b [u8]> {
+    fn address<'b>(&mut self, buf: &'b mut [u8; ADDR_LIMIT]) -> Option<&'b mut [u8]> {
         let len = self.length();
         if len >= self.left {
             syntax();
@@ -365,7 +355,7 @@ impl Client {
             self.copy(len, None);
         }
         self.comma();
-        (ok && !buf[..n].contains(&0)).then(|| &buf[..n])
+        (ok && picoq_core::bytes::memchr(0, &buf[..n]).is_none()).then(|| &mut buf[..n])
     }
 }
 

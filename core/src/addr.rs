@@ -10,7 +10,8 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerAddr {
     V4([u8; 4], u16),
-    V6([u16; 8], u16),
+    /// The 16 bytes in network order (`Ipv6Addr::octets`).
+    V6([u8; 16], u16),
 }
 
 impl ServerAddr {
@@ -60,68 +61,65 @@ pub fn parse_ipv4(s: &[u8]) -> Option<[u8; 4]> {
 }
 
 /// Parses an IPv6 address in RFC 4291 text form (`::` compression and a
-/// trailing dotted-quad allowed; no zone id).
+/// trailing dotted-quad allowed; no zone id) into its eight groups.
 pub fn parse_ipv6(s: &[u8]) -> Option<[u16; 8]> {
-    let mut g = [0u16; 8];
-    let mut n = 0;
-    // Where `::` stands, as a count of groups before it.
-    let mut gap = None;
-    let mut i = 0;
-    if s.starts_with(b"::") {
-        gap = Some(0);
-        i = 2;
-    }
-    while i < s.len() {
-        let start = i;
-        let mut v: u32 = 0;
-        while i < s.len() && i - start < 5 {
-            match (s[i] as char).to_digit(16) {
-                Some(d) => v = v << 4 | d,
-                None => break,
-            }
-            i += 1;
-        }
-        if s.get(i) == Some(&b'.') {
-            // A dotted quad fills the last two groups.
-            let [a, b, c, d] = parse_ipv4(&s[start..])?;
-            if n > 6 {
+    let b = parse_ipv6_octets(s)?;
+    Some(core::array::from_fn(|i| u16::from_be_bytes([b[2 * i], b[2 * i + 1]])))
+}
+
+/// `parse_ipv6`, giving the address's 16 bytes in network order (what a
+/// socket address holds).
+pub fn parse_ipv6_octets(s: &[u8]) -> Option<[u8; 16]> {
+    let mut g = [0u8; 16];
+    match s.windows(2).position(|w| w == b"::") {
+        None => (groups(s, &mut g, true)? == 8).then_some(g),
+        Some(at) => {
+            // The groups before `::` go first, those after it last, and
+            // `::` stands for at least one group of zeros between them.
+            let head = groups(&s[..at], &mut g, false)?;
+            let mut tail = [0u8; 16];
+            let n = groups(&s[at + 2..], &mut tail, true)?;
+            if head + n > 7 {
                 return None;
             }
-            g[n] = u16::from_be_bytes([a, b]);
-            g[n + 1] = u16::from_be_bytes([c, d]);
-            n += 2;
-            break;
+            g[16 - 2 * n..].copy_from_slice(&tail[..2 * n]);
+            Some(g)
+        }
+    }
+}
+
+/// Colon-separated groups of 1–4 hex digits into `out`, two bytes each in
+/// network order (a dotted quad as the last two when `quad_ok`); returns
+/// how many groups. Empty input has none; an
+/// empty group (a stray `:`) is an error.
+fn groups(s: &[u8], out: &mut [u8; 16], quad_ok: bool) -> Option<usize> {
+    let mut n = 0;
+    let mut i = 0;
+    if s.is_empty() {
+        return Some(0);
+    }
+    loop {
+        let start = i;
+        let mut v: u32 = 0;
+        while let Some(d) = s.get(i).and_then(|&c| (c as char).to_digit(16)) {
+            v = v << 4 | d;
+            i += 1;
+        }
+        if quad_ok && s.get(i) == Some(&b'.') {
+            let quad = parse_ipv4(s.get(start..)?)?;
+            out.get_mut(2 * n..2 * n + 4)?.copy_from_slice(&quad);
+            return Some(n + 2);
         }
         if i == start || i - start > 4 || n == 8 {
             return None;
         }
-        g[n] = v as u16;
+        out[2 * n..2 * n + 2].copy_from_slice(&(v as u16).to_be_bytes());
         n += 1;
-        if i == s.len() {
-            break;
+        match s.get(i) {
+            None => return Some(n),
+            Some(b':') if i + 1 < s.len() => i += 1,
+            _ => return None,
         }
-        // A separator: `:` then another group, or `::` once.
-        if s[i] != b':' || i + 1 == s.len() {
-            return None;
-        }
-        i += 1;
-        if s[i] == b':' {
-            if gap.is_some() {
-                return None;
-            }
-            gap = Some(n);
-            i += 1;
-        }
-    }
-    match gap {
-        None if n == 8 => Some(g),
-        // `::` stands for at least one group of zeros.
-        Some(at) if n < 8 => {
-            g.copy_within(at..n, 8 - (n - at));
-            g[at..8 - (n - at)].fill(0);
-            Some(g)
-        }
-        _ => None,
     }
 }
 
@@ -133,31 +131,33 @@ fn parse_port(s: &[u8]) -> Option<u16> {
     if v == 0 || v > 65535 { None } else { Some(v as u16) }
 }
 
+/// The address part of a server line: up to the first blank (what
+/// follows is a comment).
+pub fn server_text(line: &[u8]) -> &[u8] {
+    line.split(|&b| b == b' ' || b == b'\t').next().unwrap_or(line)
+}
+
 /// Parses one server line (see the module doc); `default_port` applies when
 /// the line gives none.
 pub fn parse_server(line: &[u8], default_port: u16) -> Option<ServerAddr> {
-    // Whitespace ends the address; what follows is a comment.
-    let end = line.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(line.len());
-    let s = &line[..end];
-    if let Some(inner) = s.strip_prefix(b"[") {
+    let s = server_text(line);
+    let colon = |s: &[u8]| s.iter().position(|&b| b == b':');
+    // The host, what follows it (`:port` or nothing), and the family.
+    let (host, rest, v6) = if let Some(inner) = s.strip_prefix(b"[") {
         let close = inner.iter().position(|&b| b == b']')?;
-        let ip = parse_ipv6(&inner[..close])?;
-        let after = &inner[close + 1..];
-        let port = match after {
-            [] => default_port,
-            [b':', p @ ..] => parse_port(p)?,
-            _ => return None,
-        };
-        return Some(ServerAddr::V6(ip, port));
-    }
-    let colons = s.iter().filter(|&&b| b == b':').count();
-    if colons >= 2 {
-        return parse_ipv6(s).map(|ip| ServerAddr::V6(ip, default_port));
-    }
-    match s.iter().position(|&b| b == b':') {
-        Some(i) => Some(ServerAddr::V4(parse_ipv4(&s[..i])?, parse_port(&s[i + 1..])?)),
-        None => Some(ServerAddr::V4(parse_ipv4(s)?, default_port)),
-    }
+        (&inner[..close], &inner[close + 1..], true)
+    } else if s.iter().filter(|&&b| b == b':').count() >= 2 {
+        (s, &b""[..], true)
+    } else {
+        let at = colon(s).unwrap_or(s.len());
+        (&s[..at], &s[at..], false)
+    };
+    let port = match rest {
+        [] => default_port,
+        [b':', p @ ..] => parse_port(p)?,
+        _ => return None,
+    };
+    Some(if v6 { ServerAddr::V6(parse_ipv6_octets(host)?, port) } else { ServerAddr::V4(parse_ipv4(host)?, port) })
 }
 
 #[cfg(test)]
@@ -196,7 +196,8 @@ mod tests {
 
     #[test]
     fn ipv6_forms() {
-        let lo = [0, 0, 0, 0, 0, 0, 0, 1];
+        let lo = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(parse_ipv6_octets(b"2001:db8::1").map(|b| b[..4] == [0x20, 0x01, 0x0d, 0xb8]), Some(true));
         assert_eq!(parse_server(b"[::1]", 628), Some(ServerAddr::V6(lo, 628)));
         assert_eq!(parse_server(b"[::1]:2628", 628), Some(ServerAddr::V6(lo, 2628)));
         assert_eq!(parse_server(b"::1", 628), Some(ServerAddr::V6(lo, 628)));

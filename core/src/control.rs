@@ -10,7 +10,7 @@
 //! picoq bounds every line (`LINE_MAX`): an overlong line is a configuration
 //! error, not a silent cut.
 
-use crate::io::{BufReader, FdReader, LineError, read_until};
+use crate::io::{BufReader, FdReader, LineError};
 use crate::num::scan_u64;
 use core::ffi::CStr;
 use rustix::fd::{AsFd, OwnedFd};
@@ -22,6 +22,7 @@ pub const LINE_MAX: usize = 1024;
 /// Read buffer for control files: the same size as the envelope reader's
 /// (`io::STD_BUF`), so a program has one copy of the line reader.
 const READ_BUF: usize = crate::io::STD_BUF;
+static_assertions::const_assert!(READ_BUF > LINE_MAX);
 static_assertions::const_assert!(LINE_MAX >= 1003);
 
 /// Why a control file could not be read.
@@ -71,25 +72,19 @@ impl ControlDir {
 
     /// Calls `each` with every line of `name`, trailing blanks stripped,
     /// until it returns false; returns false when the file does not exist.
-    /// Lines are read into `buf` from its start, so a stripped line is
-    /// always `buf[..len]`.
-    fn scan(
-        &self,
-        name: &CStr,
-        buf: &mut [u8; LINE_MAX],
-        mut each: impl FnMut(&[u8]) -> bool,
-    ) -> Result<bool, ControlError> {
+    /// `each` is a trait object: one copy of this loop serves every caller.
+    fn scan(&self, name: &CStr, each: &mut dyn FnMut(&[u8]) -> bool) -> Result<bool, ControlError> {
         let Some(fd) = self.open_file(name)? else { return Ok(false) };
         let mut r: BufReader<_, READ_BUF> = BufReader::new(FdReader(fd.as_fd()));
         loop {
-            let (len, complete) = match read_until(&mut r, b'\n', &mut buf[..]) {
+            let (at, complete) = match r.read_piece(b'\n', LINE_MAX) {
                 Ok(line) => line,
                 Err(LineError::Overflow) => return Err(ControlError::LineTooLong),
                 Err(LineError::Io(e)) => return Err(ControlError::Os(e.errno())),
             };
             // A last line without newline counts; so does an empty file's
             // single empty line (qmail's control_readline returns "").
-            if !each(strip_trailing_blanks(&buf[..len])) || !complete {
+            if !each(strip_trailing_blanks(r.buffered(at))) || !complete {
                 return Ok(true);
             }
         }
@@ -99,8 +94,10 @@ impl ControlDir {
     /// file does not exist. An empty file gives an empty line.
     pub fn read_line<'b>(&self, name: &CStr, buf: &'b mut [u8; LINE_MAX]) -> Result<Option<&'b [u8]>, ControlError> {
         let mut len = 0;
-        let found = self.scan(name, buf, |line| {
-            len = line.len();
+        let found = self.scan(name, &mut |line| {
+            // A line is at most LINE_MAX bytes (read_piece's bound).
+            len = line.len().min(LINE_MAX);
+            buf[..len].copy_from_slice(&line[..len]);
             false
         })?;
         Ok(if found { Some(&buf[..len]) } else { None })
@@ -110,19 +107,21 @@ impl ControlDir {
     /// the file is missing or the line has no leading digits (qmail's
     /// `control_readint`). Values above u32::MAX saturate.
     pub fn read_u32(&self, name: &CStr, default: u32) -> Result<u32, ControlError> {
-        let mut buf = [0u8; LINE_MAX];
-        Ok(match self.read_line(name, &mut buf)?.and_then(scan_u64) {
-            Some((v, _)) => v.min(u32::MAX as u64) as u32,
-            None => default,
-        })
+        let mut v = default;
+        self.scan(name, &mut |line| {
+            if let Some((n, _)) = scan_u64(line) {
+                v = n.min(u32::MAX as u64) as u32;
+            }
+            false
+        })?;
+        Ok(v)
     }
 
     /// Calls `each` for every meaningful line of list file `name` (qmail's
     /// `control_readfile`: no empty lines, no `#` lines); returns false when
     /// the file does not exist. `each` returns false to stop early.
     pub fn for_each_line(&self, name: &CStr, mut each: impl FnMut(&[u8]) -> bool) -> Result<bool, ControlError> {
-        let mut buf = [0u8; LINE_MAX];
-        self.scan(name, &mut buf, |line| line.is_empty() || line[0] == b'#' || each(line))
+        self.scan(name, &mut |line| line.is_empty() || line[0] == b'#' || each(line))
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::errtext::{ErrBuf, errno_text};
 use crate::io::{IoError, write_all_nointr};
-use crate::sys;
+use crate::sys::{self, ByteBuf};
 
 /// Longest diagnostic line; longer messages are cut (and end in `...`).
 pub const LINE_MAX: usize = 512;
@@ -76,39 +76,31 @@ impl Die {
     }
 }
 
-/// A bounded line under construction.
+/// A bounded line under construction (never zeroed: `sys::ByteBuf`).
 pub struct Line {
-    buf: [u8; LINE_MAX],
-    len: usize,
+    buf: ByteBuf<LINE_MAX>,
     cut: bool,
 }
 
 impl Line {
     pub const fn new() -> Line {
-        Line { buf: [0; LINE_MAX], len: 0, cut: false }
+        Line { buf: ByteBuf::new(), cut: false }
     }
 
     pub fn push(&mut self, s: &[u8]) {
         // Keep room for "...\n".
-        let room = LINE_MAX - 4 - self.len;
-        let n = if s.len() > room {
-            self.cut = true;
-            room
-        } else {
-            s.len()
-        };
-        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
-        self.len += n;
+        let n = s.len().min(self.buf.room().saturating_sub(4));
+        self.cut |= n < s.len();
+        self.buf.extend(&s[..n]);
     }
 
     /// Ends the line with a newline and returns its bytes.
     pub fn finish(&mut self) -> &[u8] {
         if self.cut {
-            self.buf[self.len..self.len + 3].copy_from_slice(b"...");
-            self.len += 3;
+            self.buf.extend(b"...");
         }
-        self.buf[self.len] = b'\n';
-        &self.buf[..self.len + 1]
+        self.buf.push(b'\n');
+        self.buf.as_slice()
     }
 }
 

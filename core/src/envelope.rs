@@ -7,7 +7,7 @@
 //! truncated envelope 91 (qmail-qmqpc's `die_format`), an address of more
 //! than `ADDR_MAX` bytes 11 (qmail-queue's limit).
 
-use crate::io::{BufReader, IoError, LineError, Read, read_until};
+use crate::io::{BufReader, IoError, LineError, Read};
 use crate::qq;
 
 /// Longest address in bytes, without the kind letter and the NUL
@@ -34,34 +34,26 @@ impl EnvelopeError {
     }
 }
 
-/// Streaming envelope reader.
+/// Streaming envelope reader; `N` (the read buffer) must exceed `ITEM_MAX`
+/// (`io::STD_BUF` does).
 pub struct EnvelopeReader<R, const N: usize> {
     input: BufReader<R, N>,
-    item: [u8; ITEM_MAX],
     done: bool,
 }
 
 impl<R: Read, const N: usize> EnvelopeReader<R, N> {
     pub const fn new(input: R) -> Self {
-        EnvelopeReader { input: BufReader::new(input), item: [0; ITEM_MAX], done: false }
+        const { assert!(N > ITEM_MAX, "the buffer must hold a whole item") };
+        EnvelopeReader { input: BufReader::new(input), done: false }
     }
 
-    /// Reads one NUL-terminated item; `None` for the empty one that ends
-    /// the envelope (and `done` is set). Usually the item lies wholly in the
-    /// read buffer and is handed out in place; else it is assembled in
-    /// `item`.
+    /// Reads one NUL-terminated item, in place in the read buffer; `None`
+    /// for the empty one that ends the envelope (and `done` is set).
     fn item(&mut self) -> Result<Option<&[u8]>, EnvelopeError> {
-        if let Some(at) = self.input.take_until(0).map_err(EnvelopeError::Read)? {
-            if at.len() > ITEM_MAX {
-                return Err(EnvelopeError::AddressTooLong);
-            }
-            self.done = at.is_empty();
-            return Ok(if self.done { None } else { Some(self.input.buffered(at)) });
-        }
-        match read_until(&mut self.input, 0, &mut self.item) {
-            Ok((n, true)) => {
-                self.done = n == 0;
-                Ok(if self.done { None } else { Some(&self.item[..n]) })
+        match self.input.read_piece(0, ITEM_MAX) {
+            Ok((at, true)) => {
+                self.done = at.is_empty();
+                Ok(if self.done { None } else { Some(self.input.buffered(at)) })
             }
             // Input ended inside an item, or before the final NUL.
             Ok((_, false)) => Err(EnvelopeError::Format),
@@ -98,7 +90,7 @@ mod tests {
     use std::vec::Vec;
 
     fn read_all(input: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), EnvelopeError> {
-        let mut r: EnvelopeReader<&[u8], 64> = EnvelopeReader::new(input);
+        let mut r: EnvelopeReader<&[u8], { crate::io::STD_BUF }> = EnvelopeReader::new(input);
         let from = r.sender()?.to_vec();
         let mut to = Vec::new();
         while let Some(t) = r.recipient()? {
@@ -151,7 +143,7 @@ mod tests {
                 Err(IoError::Os(rustix::io::Errno::IO))
             }
         }
-        let mut r: EnvelopeReader<Broken, 16> = EnvelopeReader::new(Broken);
+        let mut r: EnvelopeReader<Broken, { crate::io::STD_BUF }> = EnvelopeReader::new(Broken);
         let e = r.sender().unwrap_err();
         assert_eq!(e.exit_code(), 54);
     }

@@ -1,7 +1,7 @@
 //! Short human texts for errno values (qmail's `error_str`), without
 //! strerror's locale machinery or core::fmt.
 
-use crate::num::{U64_DIGITS, fmt_u64};
+use crate::num::{U64_DIGITS, put_dec};
 use rustix::io::Errno;
 
 /// Room for the longest unknown-errno text, `error N`.
@@ -51,33 +51,47 @@ interrupted system call\0file already exists";
 
 /// Where each text of `TEXTS` starts (and, one further, where it ends),
 /// computed at compile time so a lookup is two loads.
-const STARTS: [u16; KNOWN.len() + 1] = {
-    let mut starts = [0u16; KNOWN.len() + 1];
+const STARTS: [u16; KNOWN.len() + 1] = text_starts(TEXTS);
+
+/// Where each text of NUL-separated `texts` starts, and one more entry
+/// where the last one ends (plus one, as if a NUL followed it), for
+/// `nth_text`. Compile time only: `N` must be the number of texts plus one.
+pub const fn text_starts<const N: usize>(texts: &[u8]) -> [u16; N] {
+    let mut starts = [0u16; N];
     let mut i = 0;
     let mut n = 1;
-    while i < TEXTS.len() {
-        if TEXTS[i] == 0 {
+    while i < texts.len() {
+        if texts[i] == 0 {
             starts[n] = i as u16 + 1;
             n += 1;
         }
         i += 1;
     }
     // The last text has no NUL after it: pretend it has.
-    starts[n] = TEXTS.len() as u16 + 1;
-    assert!(n == KNOWN.len(), "TEXTS must hold one text per KNOWN errno");
+    starts[n] = texts.len() as u16 + 1;
+    assert!(n == N - 1, "wrong number of texts");
     starts
-};
+}
+
+/// Text `i` of NUL-separated `texts` whose `text_starts` are `starts`
+/// (one string and a table of offsets instead of a pointer per text,
+/// each of which would need a relocation in a static PIE).
+pub fn nth_text<'t>(texts: &'t [u8], starts: &[u16], i: usize) -> &'t [u8] {
+    match (starts.get(i), starts.get(i + 1)) {
+        (Some(&a), Some(&b)) => texts.get(a as usize..(b as usize).saturating_sub(1)).unwrap_or_default(),
+        _ => b"",
+    }
+}
 
 /// A text for `e`; unknown values give `error N` written into `buf`.
 pub fn errno_text(e: Errno, buf: &mut ErrBuf) -> &[u8] {
     if let Some(i) = KNOWN.iter().position(|&k| k == e) {
-        return &TEXTS[STARTS[i] as usize..STARTS[i + 1] as usize - 1];
+        return nth_text(TEXTS, &STARTS, i);
     }
-    buf[..6].copy_from_slice(b"error ");
-    let mut d = [0u8; U64_DIGITS];
-    let s = fmt_u64(e.raw_os_error() as u64, &mut d);
-    buf[6..6 + s.len()].copy_from_slice(s);
-    &buf[..6 + s.len()]
+    // The digits at the end of `buf`, "error " just before them.
+    let start = put_dec(e.raw_os_error() as u64, &mut buf[6..]);
+    buf[start..start + 6].copy_from_slice(b"error ");
+    &buf[start..]
 }
 
 #[cfg(test)]

@@ -5,10 +5,9 @@
 //! retried; EAGAIN (non-blocking sockets) waits again. Errors stay errno
 //! values so callers can map them to qmail-queue exit codes.
 
-use rustix::event::{PollFd, PollFlags, poll};
+use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
-use rustix::time::Timespec;
 
 /// Why an I/O call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,10 +69,9 @@ impl Read for &[u8] {
 
 /// Waits until `fd` is ready for `flags`, at most `secs` seconds.
 pub fn wait(fd: BorrowedFd<'_>, flags: PollFlags, secs: u32) -> IoResult<()> {
-    let timeout = Timespec { tv_sec: secs as _, tv_nsec: 0 };
     loop {
         let mut fds = [PollFd::from_borrowed_fd(fd, flags)];
-        match poll(&mut fds, Some(&timeout)) {
+        match crate::sys::poll_secs(&mut fds, secs) {
             Ok(0) => return Err(IoError::Timeout),
             // Ready, or an error/hang-up condition that the next read or
             // write will report precisely.
@@ -171,11 +169,14 @@ impl Write for Timed<'_> {
     }
 }
 
-/// The usual `BufReader` size. Readers of the same type and size share one
-/// copy of the generic code, so prefer this one.
-pub const STD_BUF: usize = 1024;
+/// The usual `BufReader` size: a control line (`control::LINE_MAX`) or an
+/// envelope item (`envelope::ITEM_MAX`) and its delimiter fit. Readers of
+/// the same type and size share one copy of the generic code, so prefer
+/// this one.
+pub const STD_BUF: usize = 1040;
 
-/// A buffered reader over any `Read`, with a fixed buffer of `N` bytes.
+/// A buffered reader over any `Read`, with a fixed buffer of `N` bytes,
+/// that hands out delimited pieces in place.
 pub struct BufReader<R, const N: usize> {
     inner: R,
     buf: [u8; N],
@@ -188,45 +189,47 @@ impl<R: Read, const N: usize> BufReader<R, N> {
         BufReader { inner, buf: [0; N], pos: 0, end: 0 }
     }
 
-    /// The buffered bytes, refilling when empty; empty at end of input.
-    pub fn fill(&mut self) -> IoResult<&[u8]> {
-        if self.pos == self.end {
+    /// The next piece ending in `delim`, consumed, at most `max` bytes
+    /// (`max < N`). Returns its place in the buffer (for `buffered`; the
+    /// delimiter excluded) and whether `delim` ended it: `false` when input
+    /// ended first (the piece is what was left; empty at a clean end).
+    /// `Err(Overflow)` when more than `max` bytes come without `delim`.
+    ///
+    /// A piece cut by the end of the buffer is moved to the front before
+    /// the next read, so it is always whole in the buffer: one copy at
+    /// most per refill, never one per piece.
+    pub fn read_piece(&mut self, delim: u8, max: usize) -> Result<(core::ops::Range<usize>, bool), LineError> {
+        // A full buffer without `delim` is then always an overflow.
+        let max = max.min(N - 1);
+        let mut scanned = self.pos;
+        loop {
+            let start = self.pos;
+            let found = self.buf.get(scanned..self.end).and_then(|b| crate::bytes::memchr(delim, b));
+            let stop = found.map_or(self.end, |i| scanned + i);
+            if stop - start > max {
+                return Err(LineError::Overflow);
+            }
+            if found.is_some() {
+                self.pos = stop + 1;
+                return Ok((start..stop, true));
+            }
+            self.buf.copy_within(start..self.end, 0);
+            self.end -= start;
             self.pos = 0;
-            self.end = self.inner.read(&mut self.buf)?;
+            scanned = self.end;
+            let n = self.inner.read(self.buf.get_mut(self.end..).unwrap_or_default()).map_err(LineError::Io)?;
+            if n == 0 {
+                self.pos = self.end;
+                return Ok((0..self.end, false));
+            }
+            self.end += n;
         }
-        Ok(&self.buf[self.pos..self.end])
     }
 
-    /// The next `delim`-terminated piece, without `delim`, when it lies
-    /// wholly in the buffer (refilled first if empty): consumed, and its
-    /// place returned for `buffered` (no copy). `None` when the buffer holds
-    /// no `delim`: nothing is consumed and `read_until` must assemble it.
-    pub fn take_until(&mut self, delim: u8) -> IoResult<Option<core::ops::Range<usize>>> {
-        let avail = self.fill()?;
-        let Some(i) = crate::bytes::memchr(delim, avail) else { return Ok(None) };
-        let start = self.pos;
-        self.pos += i + 1;
-        Ok(Some(start..start + i))
-    }
-
-    /// Bytes of the buffer, at a place `take_until` returned (valid until
+    /// Bytes of the buffer, at a place `read_piece` returned (valid until
     /// the next read).
     pub fn buffered(&self, at: core::ops::Range<usize>) -> &[u8] {
-        &self.buf[at]
-    }
-
-    /// Marks `n` buffered bytes as used.
-    pub fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.end);
-    }
-
-    /// The next byte, or `None` at end of input.
-    pub fn byte(&mut self) -> IoResult<Option<u8>> {
-        let b = self.fill()?.first().copied();
-        if b.is_some() {
-            self.pos += 1;
-        }
-        Ok(b)
+        self.buf.get(at).unwrap_or_default()
     }
 
     pub fn get_mut(&mut self) -> &mut R {
@@ -234,40 +237,7 @@ impl<R: Read, const N: usize> BufReader<R, N> {
     }
 }
 
-/// Copies bytes from `reader` into `out` up to and including `delim`.
-///
-/// Returns `Ok((len, true))` with the delimiter excluded from `len`;
-/// `Ok((len, false))` when input ended first (`len` bytes before the end,
-/// 0 at a clean end); `Err(Overflow)` when `out` fills before `delim`
-/// appears (the rest of the line is left unread).
-pub fn read_until<R: Read, const N: usize>(
-    reader: &mut BufReader<R, N>,
-    delim: u8,
-    out: &mut [u8],
-) -> Result<(usize, bool), LineError> {
-    let mut len = 0;
-    loop {
-        let avail = reader.fill().map_err(LineError::Io)?;
-        if avail.is_empty() {
-            return Ok((len, false));
-        }
-        let (take, found) = match crate::bytes::memchr(delim, avail) {
-            Some(i) => (i, true),
-            None => (avail.len(), false),
-        };
-        if len + take > out.len() {
-            return Err(LineError::Overflow);
-        }
-        out[len..len + take].copy_from_slice(&avail[..take]);
-        len += take;
-        reader.consume(take + found as usize);
-        if found {
-            return Ok((len, true));
-        }
-    }
-}
-
-/// Why `read_until` stopped without a line.
+/// Why `read_piece` stopped without a piece.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineError {
     Io(IoError),
@@ -306,55 +276,42 @@ pub fn copy_to_end<F: AsFd, T: AsFd>(from: F, to: T, buf: &mut [u8]) -> Result<u
 mod tests {
     use super::*;
 
-    #[test]
-    fn read_until_splits_on_delimiter_across_refills() {
-        // A 4-byte buffer forces several refills per line.
-        let mut r: BufReader<&[u8], 4> = BufReader::new(&b"Fab@c\0Tx\0\0"[..]);
-        let mut out = [0u8; 16];
-        assert_eq!(read_until(&mut r, 0, &mut out), Ok((5, true)));
-        assert_eq!(&out[..5], b"Fab@c");
-        assert_eq!(read_until(&mut r, 0, &mut out), Ok((2, true)));
-        assert_eq!(&out[..2], b"Tx");
-        assert_eq!(read_until(&mut r, 0, &mut out), Ok((0, true)));
-        assert_eq!(read_until(&mut r, 0, &mut out), Ok((0, false)));
+    fn pieces<const N: usize>(input: &[u8], max: usize) -> std::vec::Vec<Result<(std::vec::Vec<u8>, bool), LineError>> {
+        extern crate std;
+        let mut r: BufReader<&[u8], N> = BufReader::new(input);
+        let mut v = std::vec::Vec::new();
+        loop {
+            let p = r.read_piece(0, max).map(|(at, found)| (r.buffered(at).to_vec(), found));
+            let last = !matches!(p, Ok((_, true)));
+            v.push(p);
+            if last {
+                return v;
+            }
+        }
     }
 
     #[test]
-    fn read_until_reports_overflow_and_eof() {
-        let mut r: BufReader<&[u8], 8> = BufReader::new(&b"0123456789\0"[..]);
-        let mut out = [0u8; 4];
-        assert_eq!(read_until(&mut r, 0, &mut out), Err(LineError::Overflow));
-        let mut r: BufReader<&[u8], 8> = BufReader::new(&b"abc"[..]);
-        assert_eq!(read_until(&mut r, 0, &mut out), Ok((3, false)));
-        assert_eq!(&out[..3], b"abc");
+    fn read_piece_splits_on_delimiter_across_refills() {
+        extern crate std;
+        use std::vec;
+        // A 6-byte buffer forces several refills and moves per piece.
+        let got = pieces::<6>(b"Fab@c\0Tx\0\0", 5);
+        assert_eq!(
+            got,
+            vec![Ok((b"Fab@c".to_vec(), true)), Ok((b"Tx".to_vec(), true)), Ok((vec![], true)), Ok((vec![], false))]
+        );
     }
 
     #[test]
-    fn line_exactly_filling_the_output_fits() {
-        let mut r: BufReader<&[u8], 8> = BufReader::new(&b"abcd\0"[..]);
-        let mut out = [0u8; 4];
-        assert_eq!(read_until(&mut r, 0, &mut out), Ok((4, true)));
-    }
-
-    #[test]
-    fn take_until_hands_out_whole_pieces_in_place() {
-        let mut r: BufReader<&[u8], 8> = BufReader::new(&b"ab\0cdefgh\0"[..]);
-        let at = r.take_until(0).unwrap().unwrap();
-        assert_eq!(r.buffered(at), b"ab");
-        // "cdefg" is cut by the 8-byte buffer: not whole, nothing consumed.
-        assert_eq!(r.take_until(0), Ok(None));
-        let mut out = [0u8; 8];
-        assert_eq!(read_until(&mut r, 0, &mut out), Ok((6, true)));
-        assert_eq!(&out[..6], b"cdefgh");
-    }
-
-    #[test]
-    fn byte_reads_one_at_a_time() {
-        let mut r: BufReader<&[u8], 2> = BufReader::new(&b"xyz"[..]);
-        assert_eq!(r.byte(), Ok(Some(b'x')));
-        assert_eq!(r.byte(), Ok(Some(b'y')));
-        assert_eq!(r.byte(), Ok(Some(b'z')));
-        assert_eq!(r.byte(), Ok(None));
+    fn read_piece_reports_overflow_and_eof() {
+        extern crate std;
+        use std::vec;
+        assert_eq!(pieces::<8>(b"0123456789\0", 4), vec![Err(LineError::Overflow)]);
+        assert_eq!(pieces::<8>(b"abc", 4), vec![Ok((b"abc".to_vec(), false))]);
+        // Exactly `max` bytes fit, one more does not.
+        assert_eq!(pieces::<8>(b"abcd\0", 4), vec![Ok((b"abcd".to_vec(), true)), Ok((vec![], false))]);
+        assert_eq!(pieces::<8>(b"abcde\0", 4), vec![Err(LineError::Overflow)]);
+        assert_eq!(pieces::<5>(b"abcd\0ef", 4), vec![Ok((b"abcd".to_vec(), true)), Ok((b"ef".to_vec(), false))]);
     }
 
     #[test]

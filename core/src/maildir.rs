@@ -10,6 +10,7 @@
 //! recommended form, with `/` and `:` in HOST written as `\057` and `\072`.
 
 use crate::num::{U64_DIGITS, fmt_u64};
+use crate::sys::ByteBuf;
 use core::ffi::CStr;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, linkat, openat, unlinkat};
@@ -31,7 +32,16 @@ pub struct Maildir {
 /// A message being written into `tmp/`.
 pub struct Draft {
     file: OwnedFd,
-    name: heapless::Vec<u8, NAME_MAX>,
+    /// The file name and a NUL.
+    name: Name,
+}
+
+/// A file name and its NUL, for the *at calls.
+type Name = ByteBuf<{ NAME_MAX + 1 }>;
+
+/// `name` for the *at calls (`unique_name` ends it with its only NUL).
+fn c_name(name: &Name) -> &CStr {
+    CStr::from_bytes_with_nul(name.as_slice()).unwrap_or(c"")
 }
 
 impl Maildir {
@@ -49,10 +59,9 @@ impl Maildir {
     /// the pid, a per-process `count` and `host`.
     pub fn create(&self, secs: u64, usecs: u32, count: u32, host: &[u8]) -> Result<Draft, Errno> {
         let name = unique_name(secs, usecs, rustix::process::getpid().as_raw_nonzero().get() as u32, count, host);
-        let c = cstr(&name)?;
         let file = openat(
             &self.tmp,
-            c.as_c_str(),
+            c_name(&name),
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::RUSR | Mode::WUSR,
         )?;
@@ -69,8 +78,7 @@ impl Draft {
     /// Delivers: fsync the file, link it into `new/`, remove it from
     /// `tmp/`, fsync `new/`. On failure the draft is removed.
     pub fn commit(self, md: &Maildir) -> Result<(), Errno> {
-        let c = cstr(&self.name)?;
-        let name = c.as_c_str();
+        let name = c_name(&self.name);
         let done = rustix::fs::fsync(&self.file)
             .and_then(|_| linkat(&md.tmp, name, &md.new, name, AtFlags::empty()))
             .and_then(|_| rustix::fs::fsync(&md.new));
@@ -80,56 +88,39 @@ impl Draft {
 
     /// Gives up: removes the file from `tmp/`.
     pub fn abort(self, md: &Maildir) {
-        if let Ok(c) = cstr(&self.name) {
-            let _ = unlinkat(&md.tmp, c.as_c_str(), AtFlags::empty());
-        }
+        let _ = unlinkat(&md.tmp, c_name(&self.name), AtFlags::empty());
     }
 
     /// The file name (the same in `tmp/` and `new/`).
     pub fn name(&self) -> &[u8] {
-        &self.name
+        let n = self.name.as_slice();
+        &n[..n.len().saturating_sub(1)]
     }
-}
-
-/// A name with its NUL, for the *at calls.
-struct NameZ(heapless::Vec<u8, { NAME_MAX + 1 }>);
-
-impl NameZ {
-    fn as_c_str(&self) -> &CStr {
-        // Built by `cstr` with exactly one NUL, at the end.
-        CStr::from_bytes_with_nul(&self.0).unwrap_or(c"")
-    }
-}
-
-fn cstr(name: &[u8]) -> Result<NameZ, Errno> {
-    let mut v = heapless::Vec::new();
-    v.extend_from_slice(name).map_err(|_| Errno::NAMETOOLONG)?;
-    v.push(0).map_err(|_| Errno::NAMETOOLONG)?;
-    Ok(NameZ(v))
 }
 
 /// `SECS.MusecsPpidQcount.HOST`, HOST with `/` → `\057`, `:` → `\072`
 /// (and any other byte outside printable ASCII, or `.` at the start,
 /// written the same octal way so the name stays one path component).
-fn unique_name(secs: u64, usecs: u32, pid: u32, count: u32, host: &[u8]) -> heapless::Vec<u8, NAME_MAX> {
-    let mut n: heapless::Vec<u8, NAME_MAX> = heapless::Vec::new();
+fn unique_name(secs: u64, usecs: u32, pid: u32, count: u32, host: &[u8]) -> Name {
+    let mut n = Name::new();
     let mut d = [0u8; U64_DIGITS];
     // The bound NAME_MAX leaves room for every part (const_assert above).
-    let _ = n.extend_from_slice(fmt_u64(secs, &mut d));
-    let _ = n.extend_from_slice(b".M");
-    let _ = n.extend_from_slice(fmt_u64(usecs as u64, &mut d));
-    let _ = n.push(b'P');
-    let _ = n.extend_from_slice(fmt_u64(pid as u64, &mut d));
-    let _ = n.push(b'Q');
-    let _ = n.extend_from_slice(fmt_u64(count as u64, &mut d));
-    let _ = n.push(b'.');
+    n.extend(fmt_u64(secs, &mut d));
+    n.extend(b".M");
+    n.extend(fmt_u64(usecs as u64, &mut d));
+    n.push(b'P');
+    n.extend(fmt_u64(pid as u64, &mut d));
+    n.push(b'Q');
+    n.extend(fmt_u64(count as u64, &mut d));
+    n.push(b'.');
     for &b in &host[..host.len().min(HOST_MAX)] {
         if b.is_ascii_graphic() && b != b'/' && b != b':' && b != b'\\' {
-            let _ = n.push(b);
+            n.push(b);
         } else {
-            let _ = n.extend_from_slice(&[b'\\', b'0' + (b >> 6), b'0' + ((b >> 3) & 7), b'0' + (b & 7)]);
+            n.extend(&[b'\\', b'0' + (b >> 6), b'0' + ((b >> 3) & 7), b'0' + (b & 7)]);
         }
     }
+    n.push(0);
     n
 }
 
@@ -140,8 +131,8 @@ mod tests {
 
     #[test]
     fn names_follow_the_maildir_recommendation() {
-        assert_eq!(&unique_name(1700000000, 42, 77, 3, b"gw.example")[..], b"1700000000.M42P77Q3.gw.example");
-        assert_eq!(&unique_name(1, 2, 3, 4, b"a/b:c")[..], b"1.M2P3Q4.a\\057b\\072c");
+        assert_eq!(unique_name(1700000000, 42, 77, 3, b"gw.example").as_slice(), b"1700000000.M42P77Q3.gw.example\0");
+        assert_eq!(unique_name(1, 2, 3, 4, b"a/b:c").as_slice(), b"1.M2P3Q4.a\\057b\\072c\0");
     }
 
     #[test]

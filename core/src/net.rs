@@ -32,9 +32,7 @@ pub fn connect_timeout(addr: &ServerAddr, secs: u32) -> Result<OwnedFd, ConnectE
         .map_err(ConnectError::Socket)?;
     let started = match *addr {
         ServerAddr::V4(ip, port) => connect(&fd, &SocketAddrV4::new(Ipv4Addr::from(ip), port)),
-        ServerAddr::V6(g, port) => {
-            connect(&fd, &SocketAddrV6::new(Ipv6Addr::new(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]), port, 0, 0))
-        }
+        ServerAddr::V6(ip, port) => connect(&fd, &SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)),
     };
     match started {
         Ok(()) => return Ok(fd),

@@ -6,7 +6,7 @@
 //! body byte is read, so a hostile peer cannot make picoq wait for or store
 //! more than it allows.
 
-use crate::num::{U64_DIGITS, digits, fmt_u64};
+use crate::num::{U64_DIGITS, digits, put_dec};
 
 /// Longest length header accepted (digits); 20 digits hold any u64.
 pub const MAX_LEN_DIGITS: usize = 20;
@@ -16,11 +16,21 @@ pub const HEADER_MAX: usize = U64_DIGITS + 1;
 
 /// Writes the header `LEN:` into `buf`, returning it.
 pub fn header(len: u64, buf: &mut [u8; HEADER_MAX]) -> &[u8] {
-    let mut d = [0u8; U64_DIGITS];
-    let s = fmt_u64(len, &mut d);
-    buf[..s.len()].copy_from_slice(s);
-    buf[s.len()] = b':';
-    &buf[..s.len() + 1]
+    let start = header_at(len, buf);
+    &buf[start..]
+}
+
+/// Writes the header `LEN:` at the end of `buf` (which must have room for
+/// `HEADER_MAX` bytes), returning where it starts: headers can be put one
+/// before the other without copying.
+pub fn header_at(len: u64, buf: &mut [u8]) -> usize {
+    match buf.split_last_mut() {
+        Some((colon, digits)) => {
+            *colon = b':';
+            put_dec(len, digits)
+        }
+        None => 0,
+    }
 }
 
 /// Total encoded size of a netstring with a `len`-byte body.

@@ -6,17 +6,23 @@ pub const U64_DIGITS: usize = 20;
 
 /// Formats `n` in decimal into `buf`, returning the digits.
 pub fn fmt_u64(n: u64, buf: &mut [u8; U64_DIGITS]) -> &[u8] {
-    let mut i = U64_DIGITS;
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+    let start = put_dec(n, buf);
+    &buf[start..]
+}
+
+/// Writes `n` in decimal at the end of `buf` (room for `U64_DIGITS`
+/// digits covers any `n`), returning where the digits start.
+pub fn put_dec(mut n: u64, buf: &mut [u8]) -> usize {
+    let mut start = buf.len();
+    for b in buf.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
         n /= 10;
+        start -= 1;
         if n == 0 {
             break;
         }
     }
-    &buf[i..]
+    start
 }
 
 /// Number of decimal digits of `n`.

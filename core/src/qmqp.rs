@@ -71,17 +71,14 @@ pub fn send_packet<const N: usize>(
     tail: &Spill<'_, N>,
     secs: u32,
 ) -> Result<(), SendError> {
-    let mut inner = [0u8; HEADER_MAX];
-    let inner = netstring::header(message.len, &mut inner);
+    // The two headers, the packet's then the message's, end to end.
+    let mut head = [0u8; 2 * HEADER_MAX];
+    let inner = netstring::header_at(message.len, &mut head);
     // The tail holds the message's closing comma and the packet's closing
     // comma; only the first belongs to the packet's content.
-    let content = inner.len() as u64 + message.len + tail.len() - 1;
-    let mut head = [0u8; 2 * HEADER_MAX];
-    let mut outer = [0u8; HEADER_MAX];
-    let outer = netstring::header(content, &mut outer);
-    head[..outer.len()].copy_from_slice(outer);
-    head[outer.len()..outer.len() + inner.len()].copy_from_slice(inner);
-    write_all_timeout(sock, &head[..outer.len() + inner.len()], secs).map_err(SendError::Net)?;
+    let content = (head.len() - inner) as u64 + message.len + tail.len() - 1;
+    let outer = netstring::header_at(content, head.get_mut(..inner).unwrap_or_default());
+    write_all_timeout(sock, head.get(outer..).unwrap_or_default(), secs).map_err(SendError::Net)?;
     send_file_range(sock, message.fd, message.offset, message.len, secs)?;
     tail.send(sock, secs)
 }
@@ -155,10 +152,11 @@ pub fn read_reply<'b>(sock: BorrowedFd<'_>, secs: u32, buf: &'b mut [u8; REPLY_M
 /// Copies `text` into `out` for use in logs and SMTP replies: at most
 /// `REPLY_TEXT_MAX` bytes, every byte outside printable ASCII replaced by
 /// `?` so a server cannot inject line breaks into a client's reply.
-pub fn sanitize_text<'o>(text: &[u8], out: &'o mut [u8; REPLY_TEXT_MAX]) -> &'o [u8] {
-    let n = text.len().min(REPLY_TEXT_MAX);
-    for (o, &b) in out.iter_mut().zip(&text[..n]) {
+pub fn sanitize_text<'o>(text: &[u8], out: &'o mut [u8]) -> &'o [u8] {
+    let mut n = 0;
+    for (o, &b) in out.iter_mut().zip(text).take(REPLY_TEXT_MAX) {
         *o = if (0x20..0x7f).contains(&b) { b } else { b'?' };
+        n += 1;
     }
     &out[..n]
 }

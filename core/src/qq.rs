@@ -30,30 +30,64 @@ pub const fn is_permanent(code: i32) -> bool {
     (code >= 11 && code <= 40) || code == 115
 }
 
+/// The callers' texts, NUL-separated (see `errtext::nth_text`); the last
+/// one is for any code `CODES` does not name.
+const TEXTS: &[u8] = b"Denvelope address too long for qq (#5.1.3)\0\
+Dmail server permanently rejected message (#5.3.0)\0\
+Dqq permanent problem (#5.3.0)\0\
+Zqq out of memory (#4.3.0)\0\
+Zqq timeout (#4.3.0)\0\
+Zqq write error or disk full (#4.3.0)\0\
+Zqq read error (#4.3.0)\0\
+Zqq unable to read configuration (#4.3.0)\0\
+Zqq trouble making network connection (#4.3.0)\0\
+Zqq trouble in home directory (#4.3.0)\0\
+Zqq trouble creating files in queue (#4.3.0)\0\
+Zmail server temporarily rejected message (#4.3.0)\0\
+Zconnection to mail server timed out (#4.4.1)\0\
+Zconnection to mail server rejected (#4.4.1)\0\
+Zcommunication with mail server failed (#4.4.2)\0\
+Zqq internal bug (#4.3.0)\0\
+Zunable to exec qq (#4.3.0)\0\
+Zqq temporary problem (#4.3.0)";
+const STARTS: [u16; 19] = crate::errtext::text_starts(TEXTS);
+
+/// (lowest code, highest code, text number in `TEXTS`); the first range
+/// that holds a code gives its text.
+const CODES: [(u8, u8, u8); 19] = [
+    // 115: an old qmail-queue code for the same failure (qmail.c).
+    (ADDRESS_TOO_LONG as u8, ADDRESS_TOO_LONG as u8, 0),
+    (115, 115, 0),
+    (PERMANENT_REFUSAL as u8, PERMANENT_REFUSAL as u8, 1),
+    (12, 40, 2),
+    (OUT_OF_MEMORY as u8, OUT_OF_MEMORY as u8, 3),
+    (TIMEOUT as u8, TIMEOUT as u8, 4),
+    (WRITE_ERROR as u8, WRITE_ERROR as u8, 5),
+    (READ_ERROR as u8, READ_ERROR as u8, 6),
+    (CONFIG_ERROR as u8, CONFIG_ERROR as u8, 7),
+    (NETWORK_ERROR as u8, NETWORK_ERROR as u8, 8),
+    (HOME_ERROR as u8, HOME_ERROR as u8, 9),
+    (62, 66, 10),
+    (TEMPORARY_REFUSAL as u8, TEMPORARY_REFUSAL as u8, 11),
+    (CONNECT_TIMEOUT as u8, CONNECT_TIMEOUT as u8, 12),
+    (CONNECT_REFUSED as u8, CONNECT_REFUSED as u8, 13),
+    (COMMUNICATION_FAILED as u8, COMMUNICATION_FAILED as u8, 14),
+    (INTERNAL_BUG as u8, INTERNAL_BUG as u8, 15),
+    (ENVELOPE_FORMAT as u8, ENVELOPE_FORMAT as u8, 15),
+    (CANNOT_EXEC as u8, CANNOT_EXEC as u8, 16),
+];
+
 /// The caller's text for a queue program that exited with `code`
 /// (for 82 the caller uses the text read from fd 6 instead).
 pub fn exit_text(code: i32) -> &'static [u8] {
-    match code {
-        // 115: an old qmail-queue code for the same failure (qmail.c).
-        ADDRESS_TOO_LONG | 115 => b"Denvelope address too long for qq (#5.1.3)",
-        PERMANENT_REFUSAL => b"Dmail server permanently rejected message (#5.3.0)",
-        12..=40 => b"Dqq permanent problem (#5.3.0)",
-        OUT_OF_MEMORY => b"Zqq out of memory (#4.3.0)",
-        TIMEOUT => b"Zqq timeout (#4.3.0)",
-        WRITE_ERROR => b"Zqq write error or disk full (#4.3.0)",
-        READ_ERROR => b"Zqq read error (#4.3.0)",
-        CONFIG_ERROR => b"Zqq unable to read configuration (#4.3.0)",
-        NETWORK_ERROR => b"Zqq trouble making network connection (#4.3.0)",
-        HOME_ERROR => b"Zqq trouble in home directory (#4.3.0)",
-        62..=66 => b"Zqq trouble creating files in queue (#4.3.0)",
-        TEMPORARY_REFUSAL => b"Zmail server temporarily rejected message (#4.3.0)",
-        CONNECT_TIMEOUT => b"Zconnection to mail server timed out (#4.4.1)",
-        CONNECT_REFUSED => b"Zconnection to mail server rejected (#4.4.1)",
-        COMMUNICATION_FAILED => b"Zcommunication with mail server failed (#4.4.2)",
-        INTERNAL_BUG | ENVELOPE_FORMAT => b"Zqq internal bug (#4.3.0)",
-        CANNOT_EXEC => b"Zunable to exec qq (#4.3.0)",
-        _ => b"Zqq temporary problem (#4.3.0)",
+    let mut text = STARTS.len() - 2;
+    for &(lo, hi, t) in &CODES {
+        if lo as i32 <= code && code <= hi as i32 {
+            text = t as usize;
+            break;
+        }
     }
+    crate::errtext::nth_text(TEXTS, &STARTS, text)
 }
 
 /// The caller's text when the queue program was killed by a signal.

@@ -20,6 +20,7 @@
 
 use crate::control::{ControlDir, ControlError};
 use crate::io::{IoError, Read};
+use crate::sys::ByteBuf;
 
 /// Longest command line kept, CRLF excluded: RFC 5321's 512-byte command
 /// line plus room for an 899-byte address and parameters. Longer lines are
@@ -48,18 +49,20 @@ pub enum Verb {
     Unknown,
 }
 
-/// The verbs, as commands.c's table lists them.
-const VERBS: [(&[u8; 4], Verb); 10] = [
-    (b"rcpt", Verb::Rcpt),
-    (b"mail", Verb::Mail),
-    (b"data", Verb::Data),
-    (b"quit", Verb::Quit),
-    (b"helo", Verb::Helo),
-    (b"ehlo", Verb::Ehlo),
-    (b"rset", Verb::Rset),
-    (b"help", Verb::Help),
-    (b"noop", Verb::Noop),
-    (b"vrfy", Verb::Vrfy),
+/// The verbs, as commands.c's table lists them. Names are held by value:
+/// a table of references would cost a run-time relocation per entry in
+/// the read-only page (static-pie).
+const VERBS: [([u8; 4], Verb); 10] = [
+    (*b"rcpt", Verb::Rcpt),
+    (*b"mail", Verb::Mail),
+    (*b"data", Verb::Data),
+    (*b"quit", Verb::Quit),
+    (*b"helo", Verb::Helo),
+    (*b"ehlo", Verb::Ehlo),
+    (*b"rset", Verb::Rset),
+    (*b"help", Verb::Help),
+    (*b"noop", Verb::Noop),
+    (*b"vrfy", Verb::Vrfy),
 ];
 
 /// Splits a command line (LF removed) into its verb and argument.
@@ -74,15 +77,23 @@ pub fn split_command(line: &[u8]) -> (Verb, &[u8]) {
     while let [b' ', rest @ ..] = arg {
         arg = rest;
     }
-    let word = &line[..sp];
-    let verb = VERBS.iter().find(|(name, _)| word.eq_ignore_ascii_case(&name[..])).map_or(Verb::Unknown, |v| v.1);
+    // Every name is four lowercase letters, for which `| 0x20` is an
+    // exact case fold: one word compare per table entry.
+    let verb = match line[..sp] {
+        [a, b, c, d] => {
+            let word = u32::from_le_bytes([a, b, c, d]) | 0x2020_2020;
+            VERBS.iter().find(|(name, _)| u32::from_le_bytes(*name) == word).map_or(Verb::Unknown, |v| v.1)
+        }
+        _ => Verb::Unknown,
+    };
     (verb, arg)
 }
 
 /// qmail-smtpd's addrparse. Writes the address into `out` and returns its
 /// length and the text after it (parameters such as `SIZE=`); `None` for
 /// an address longer than `ADDR_MAX`.
-pub fn parse_address<'a>(arg: &'a [u8], out: &mut [u8; LINE_MAX]) -> Option<(usize, &'a [u8])> {
+pub fn parse_address<'a, const N: usize>(arg: &'a [u8], out: &mut [u8; N]) -> Option<(usize, &'a [u8])> {
+    const { assert!(N >= ADDR_MAX) };
     let (mut s, term) = match find_byte(arg, b'<') {
         Some(i) => (&arg[i + 1..], b'>'),
         None => {
@@ -133,10 +144,14 @@ pub fn parse_address<'a>(arg: &'a [u8], out: &mut [u8; LINE_MAX]) -> Option<(usi
 
 /// The value of a `SIZE=` parameter (RFC 1870) among `params`.
 pub fn size_param(params: &[u8]) -> Option<u64> {
-    params.split(|&b| b == b' ').find_map(|p| match p {
-        [s, i, z, e, b'=', v @ ..] if [s | 0x20, i | 0x20, z | 0x20, e | 0x20] == *b"size" => crate::num::parse_u64(v),
-        _ => None,
-    })
+    for p in params.split(|&b| b == b' ') {
+        if starts_ci(p, b"size=")
+            && let Some(v) = crate::num::parse_u64(&p[5..])
+        {
+            return Some(v);
+        }
+    }
+    None
 }
 
 /// Position of the last `@` (the domain follows it).
@@ -156,7 +171,8 @@ pub fn is_relay_hack(addr: &[u8]) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IpLiteral {
     V4([u8; 4]),
-    V6([u16; 8]),
+    /// The 16 bytes in network order.
+    V6([u8; 16]),
 }
 
 /// Parses the domain `dom` as an address literal.
@@ -164,7 +180,7 @@ pub fn ip_literal(dom: &[u8]) -> Option<IpLiteral> {
     let inner = dom.strip_prefix(b"[")?.strip_suffix(b"]")?;
     match inner {
         [i, p, v, b'6', b':', rest @ ..] if [i | 0x20, p | 0x20, v | 0x20] == *b"ipv" => {
-            crate::addr::parse_ipv6(rest).map(IpLiteral::V6)
+            crate::addr::parse_ipv6_octets(rest).map(IpLiteral::V6)
         }
         _ => crate::addr::parse_ipv4(inner).map(IpLiteral::V4),
     }
@@ -176,35 +192,43 @@ pub const IP_TEXT_MAX: usize = 39;
 /// An address as text, as tcpserver's `TCPREMOTEIP` has it: dotted quad,
 /// or IPv6 groups in hex without `::` compression.
 pub fn ip_text(lit: IpLiteral, buf: &mut [u8; IP_TEXT_MAX]) -> &[u8] {
-    let mut len = 0;
-    let mut d = [0u8; crate::num::U64_DIGITS];
-    let (n, sep) = match lit {
-        IpLiteral::V4(_) => (4, b'.'),
-        IpLiteral::V6(_) => (8, b':'),
+    // One loop for both: (value, base, separator) per part.
+    let mut parts = [0u16; 8];
+    let (n, base, sep) = match lit {
+        IpLiteral::V4(o) => {
+            for (p, &b) in parts.iter_mut().zip(&o) {
+                *p = b as u16;
+            }
+            (4, 10, b'.')
+        }
+        IpLiteral::V6(o) => {
+            for (p, b) in parts.iter_mut().zip(o.chunks_exact(2)) {
+                *p = u16::from_be_bytes([b[0], b[1]]);
+            }
+            (8, 16, b':')
+        }
     };
-    for i in 0..n {
+    let mut len = 0;
+    for (i, &part) in parts[..n].iter().enumerate() {
         if i > 0 {
             buf[len] = sep;
             len += 1;
         }
-        let part = match lit {
-            IpLiteral::V4(o) => crate::num::fmt_u64(o[i] as u64, &mut d),
-            IpLiteral::V6(g) => {
-                let mut k = 4;
-                let mut v = g[i];
-                loop {
-                    k -= 1;
-                    d[k] = b"0123456789abcdef"[(v & 15) as usize];
-                    v >>= 4;
-                    if v == 0 {
-                        break;
-                    }
-                }
-                &d[k..4]
+        let mut d = [0u8; 4];
+        let mut k = 4;
+        let mut v = part;
+        loop {
+            k -= 1;
+            d[k] = b"0123456789abcdef"[(v % base) as usize];
+            v /= base;
+            if v == 0 || k == 0 {
+                break;
             }
-        };
-        buf[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
+        }
+        for &c in &d[k..] {
+            buf[len] = c;
+            len += 1;
+        }
     }
     &buf[..len]
 }
@@ -288,13 +312,6 @@ impl<R: Read, const N: usize> Input<R, N> {
         self.pos < self.end
     }
 
-    /// Refills an empty buffer.
-    fn fill(&mut self) -> Result<(), ReadError> {
-        self.pos = 0;
-        self.end = self.inner.read(&mut self.buf)?;
-        if self.end == 0 { Err(ReadError::Eof) } else { Ok(()) }
-    }
-
     /// Moves the unread bytes to the front and reads more after them.
     fn fill_more(&mut self) -> Result<(), ReadError> {
         self.buf.copy_within(self.pos..self.end, 0);
@@ -311,7 +328,7 @@ impl<R: Read, const N: usize> Input<R, N> {
         let mut too_long = false;
         loop {
             if self.pos == self.end {
-                self.fill()?;
+                self.fill_more()?;
             }
             let a = &self.buf[self.pos..self.end];
             let (take, found) = match find_byte(a, b'\n') {
@@ -370,37 +387,26 @@ impl<R: Read, const N: usize> Input<R, N> {
                     _ => self.pos += 1,
                 }
             }
-            // The rest of the line, streamed.
-            let mut pending_cr = false;
+            // The rest of the line, streamed. A CR at the end of what is
+            // buffered stays there until the byte after it is read: only
+            // then is it known whether it ends the line.
             loop {
-                if self.pos == self.end {
-                    self.fill()?;
-                }
-                let a = &self.buf[self.pos..self.end];
+                let a = self.avail();
                 match find_byte(a, b'\n') {
                     Some(i) => {
-                        let cr = if i > 0 { a[i - 1] == b'\r' } else { pending_cr };
-                        if !cr {
+                        if i == 0 || a[i - 1] != b'\r' {
                             return Err(ReadError::BareLf);
                         }
-                        if i > 0 {
-                            if pending_cr {
-                                put(b"\r");
-                            }
-                            put(&a[..i - 1]);
-                        }
+                        put(&a[..i - 1]);
                         put(b"\n");
                         self.pos += i + 1;
                         break;
                     }
                     None => {
-                        if pending_cr {
-                            put(b"\r");
-                        }
-                        let n = a.len();
-                        pending_cr = a[n - 1] == b'\r';
-                        put(&a[..n - pending_cr as usize]);
-                        self.pos = self.end;
+                        let n = a.len() - a.ends_with(b"\r") as usize;
+                        put(&a[..n]);
+                        self.pos += n;
+                        self.fill_more()?;
                     }
                 }
             }
@@ -422,37 +428,52 @@ pub struct DataStats {
 /// A control list (rcpthosts, badmailfrom) matched case-insensitively,
 /// as qmail's constmap does. Up to `N` bytes of it are kept in memory;
 /// a longer file is scanned again at each lookup instead, so memory stays
-/// fixed whatever the file's size.
+/// fixed whatever the file's size. Loaded in place: it lives in the
+/// session and is never moved (a move copies all `N` bytes).
 pub struct ControlList<const N: usize> {
-    buf: [u8; N],
-    len: usize,
+    buf: ByteBuf<N>,
+    found: bool,
     in_memory: bool,
 }
 
 impl<const N: usize> ControlList<N> {
-    /// Loads `name`; `None` when the file does not exist.
-    pub fn load(dir: &ControlDir, name: &core::ffi::CStr) -> Result<Option<Self>, ControlError> {
-        let mut l = ControlList { buf: [0; N], len: 0, in_memory: true };
-        let found = dir.for_each_line(name, |line| {
-            if l.len + line.len() + 1 > N {
-                l.in_memory = false;
-                return false;
-            }
-            l.buf[l.len..l.len + line.len()].copy_from_slice(line);
-            l.buf[l.len + line.len()] = b'\n';
-            l.len += line.len() + 1;
-            true
-        })?;
-        Ok(if found { Some(l) } else { None })
+    /// An empty list, as for a missing file.
+    pub const fn new() -> Self {
+        ControlList { buf: ByteBuf::new(), found: false, in_memory: true }
     }
 
-    /// Whether `key` is a line of the list (case-insensitively).
+    /// Loads `name`; `found()` tells whether the file exists.
+    pub fn load(&mut self, dir: &ControlDir, name: &core::ffi::CStr) -> Result<(), ControlError> {
+        let (buf, in_memory) = (&mut self.buf, &mut self.in_memory);
+        self.found = dir.for_each_line(name, |line| {
+            // Each line with its newline, or the whole list is read again
+            // at each lookup.
+            *in_memory = buf.room() > line.len() && buf.extend(line) && buf.push(b'\n');
+            *in_memory
+        })?;
+        Ok(())
+    }
+
+    /// Whether the file existed.
+    pub fn found(&self) -> bool {
+        self.found
+    }
+
+    /// Whether `key` is a line of the list (case-insensitively). Out of
+    /// line: it is called for the sender and for each recipient domain.
+    #[inline(never)]
     pub fn contains(&self, dir: &ControlDir, name: &core::ffi::CStr, key: &[u8]) -> Result<bool, ControlError> {
+        if !self.found {
+            return Ok(false);
+        }
         if self.in_memory {
             // Lines are never empty (control_readfile drops those); every
             // one ends in a newline.
-            let lines = &self.buf[..self.len.saturating_sub(1)];
-            return Ok(self.len > 0 && lines.split(|&b| b == b'\n').any(|l| l.eq_ignore_ascii_case(key)));
+            return Ok(self
+                .buf
+                .as_slice()
+                .split(|&b| b == b'\n')
+                .any(|l| !l.is_empty() && l.eq_ignore_ascii_case(key)));
         }
         let mut hit = false;
         dir.for_each_line(name, |l| {
@@ -460,6 +481,12 @@ impl<const N: usize> ControlList<N> {
             !hit
         })?;
         Ok(hit)
+    }
+}
+
+impl<const N: usize> Default for ControlList<N> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -485,6 +512,12 @@ mod tests {
         assert_eq!(split_command(b"H\x05LO x").0, Verb::Unknown);
         assert_eq!(split_command(b"").0, Verb::Unknown);
         assert_eq!(split_command(b" HELO").0, Verb::Unknown);
+        // `| 0x20` folds only letters onto the names: `@`, `[` and the
+        // like never match.
+        assert_eq!(split_command(b"H@LO").0, Verb::Unknown);
+        assert_eq!(split_command(b"RCP\x14").0, Verb::Unknown);
+        assert_eq!(split_command(b"\xc4ATA").0, Verb::Unknown);
+        assert_eq!(split_command(b"vRfY x").0, Verb::Vrfy);
     }
 
     #[test]
@@ -522,6 +555,8 @@ mod tests {
         assert_eq!(size_param(b" BODY=8BITMIME size=7"), Some(7));
         assert_eq!(size_param(b" SIZE=x"), None);
         assert_eq!(size_param(b""), None);
+        assert_eq!(size_param(b" SIZE= SIZE=9"), Some(9));
+        assert_eq!(size_param(b" SIZE"), None);
     }
 
     #[test]
@@ -539,15 +574,21 @@ mod tests {
     fn ip_texts() {
         let mut b = [0u8; IP_TEXT_MAX];
         assert_eq!(ip_text(IpLiteral::V4([192, 0, 2, 10]), &mut b), b"192.0.2.10");
-        assert_eq!(ip_text(IpLiteral::V6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]), &mut b), b"2001:db8:0:0:0:0:0:1");
-        assert_eq!(ip_text(IpLiteral::V6([0xffff; 8]), &mut b).len(), IP_TEXT_MAX);
+        assert_eq!(
+            ip_text(IpLiteral::V6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), &mut b),
+            b"2001:db8:0:0:0:0:0:1"
+        );
+        assert_eq!(ip_text(IpLiteral::V6([0xff; 16]), &mut b).len(), IP_TEXT_MAX);
     }
 
     #[test]
     fn literals() {
         assert_eq!(ip_literal(b"[192.0.2.1]"), Some(IpLiteral::V4([192, 0, 2, 1])));
-        assert_eq!(ip_literal(b"[IPv6:::1]"), Some(IpLiteral::V6([0, 0, 0, 0, 0, 0, 0, 1])));
-        assert_eq!(ip_literal(b"[ipv6:2001:db8::2]"), Some(IpLiteral::V6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2])));
+        assert_eq!(ip_literal(b"[IPv6:::1]"), Some(IpLiteral::V6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])));
+        assert_eq!(
+            ip_literal(b"[ipv6:2001:db8::2]"),
+            Some(IpLiteral::V6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]))
+        );
         assert_eq!(ip_literal(b"example.org"), None);
         assert_eq!(ip_literal(b"[1.2.3]"), None);
     }

@@ -35,13 +35,12 @@ pub fn anonymous(dir: &CStr) -> Result<OwnedFd, Errno> {
     }
     // The name only has to be unused: O_EXCL guarantees the file is ours,
     // and a collision (a leftover of a dead process with our pid) moves on
-    // to the next counter value.
+    // to the next counter value. Pid and counter are one hex number.
     let pid = rustix::process::getpid().as_raw_nonzero().get() as u64;
-    for attempt in 0..NAME_TRIES {
-        let mut name = *b"picoq.tmp.0000000000000000.00\0";
-        put_hex(&mut name[10..26], pid);
-        put_hex(&mut name[27..29], attempt as u64);
-        let name = CStr::from_bytes_until_nul(&name).map_err(|_| Errno::INVAL)?;
+    let mut name = *b"picoq.tmp.0000000000000000\0";
+    for attempt in 0..NAME_TRIES as u64 {
+        put_hex(&mut name[10..26], pid << 8 | attempt);
+        let name = CStr::from_bytes_with_nul(&name).map_err(|_| Errno::INVAL)?;
         match openat(
             &dirfd,
             name,

@@ -13,6 +13,7 @@
 
 mod qmqp_stub;
 mod qmqpc;
+mod smtpd;
 
 use crate::{HOST_TRIPLE, root, sh_quote, show, size, target_dir, targets, thousands};
 use qmqp_stub::Stub;
@@ -24,7 +25,7 @@ use std::process::{ChildStdin, Command, ExitCode, Stdio};
 type ProgramBench = fn(&mut Bench);
 
 /// The programs with benchmarks, in the order they run.
-const PROGRAMS: &[(&str, ProgramBench)] = &[("qmqpc", qmqpc::bench)];
+const PROGRAMS: &[(&str, ProgramBench)] = &[("qmqpc", qmqpc::bench), ("smtpd-front", smtpd::bench)];
 
 /// Writes a message into the program's fd 0 pipe (then drops it: EOF).
 pub type Feed = Box<dyn FnOnce(ChildStdin) + Send>;

@@ -2,8 +2,11 @@
 //! only dispatches and holds the few helpers they share.
 
 mod bench;
+mod cross;
 mod demo;
+mod dist;
 mod elf;
+mod portcheck;
 mod size;
 mod targets;
 
@@ -30,6 +33,20 @@ verbs:
   demo            picoq's main job on loopback: swaks -> smtpd-front (the
                   firewall, under tcpserver) -> qmqpc -> qmqpd (the gateway)
                   -> a Maildir; what `make demo` runs
+  cross TRIPLE    release build of every program for TRIPLE (any file in
+                  targets/) into target/TRIPLE/release/, after installing the
+                  pinned cross tools (tests/deps.sh --cross); then the sizes
+  cross-test TRIPLE [-- ARGS]
+                  cross, then the black-box tests with TRIPLE's programs run
+                  under its runner (qemu-user), through PICOQ_BIN_DIR and
+                  PICOQ_RUNNER; ARGS go to the test harnesses
+  portcheck [TRIPLE...]
+                  cargo +nightly check -Zbuild-std=core of core and the
+                  programs for NetBSD, FreeBSD, OpenBSD, illumos and Solaris
+  dist TRIPLE [--verify]
+                  target/dist/picoq-VERSION-TRIPLE.tar.gz: programs, man
+                  pages and SHA256SUMS, byte-for-byte reproducible; --verify
+                  rebuilds from scratch elsewhere and compares the tarballs
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +56,10 @@ fn main() -> ExitCode {
         Some("size") => size::main(rest),
         Some("bench") => bench::main(rest),
         Some("demo") => demo::main(rest),
+        Some("cross") => cross::main(rest),
+        Some("cross-test") => cross::test_main(rest),
+        Some("portcheck") => portcheck::main(rest),
+        Some("dist") => dist::main(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS

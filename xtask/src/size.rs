@@ -4,9 +4,9 @@
 
 use crate::elf::Elf;
 use crate::targets::{self, Target};
-use crate::{HOST_TRIPLE, root, sh_quote, show, target_dir, thousands};
+use crate::{HOST_TRIPLE, root, show, target_dir, thousands};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 pub fn main(args: &[String]) -> ExitCode {
     // --hardening: fail only when a program is not static/PIE/RELRO/NX
@@ -50,30 +50,10 @@ pub fn main(args: &[String]) -> ExitCode {
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
-/// The `cargo build` command for `target` with `profile_args`
-/// (`--release` or `--profile NAME`), run from the workspace root.
-pub fn build_command(target: &Target, profile_args: &[&str]) -> Vec<String> {
-    let mut v = vec!["cargo".to_string()];
-    if let Some(tc) = &target.toolchain {
-        v.push(format!("+{tc}"));
-    }
-    v.push("build".into());
-    v.extend(profile_args.iter().map(|s| s.to_string()));
-    v.extend(["--locked", "--target", &target.triple].map(str::to_string));
-    v.extend(target.cargo_args.iter().cloned());
-    v
-}
-
-/// Prints and runs the build command; cargo's own messages go to stderr.
+/// Builds every program for `target` (see `cross::build`: the target's
+/// builder, flags and post-link steps).
 pub fn build(root: &Path, target: &Target, profile_args: &[&str]) -> Result<(), String> {
-    let argv = build_command(target, profile_args);
-    println!("$ {}", argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" "));
-    let status = Command::new(&argv[0])
-        .args(&argv[1..])
-        .current_dir(root)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("the build failed ({status})")) }
+    crate::cross::build(root, target, profile_args)
 }
 
 /// Where `profile`'s programs for `triple` land.
@@ -104,7 +84,10 @@ pub struct Figures {
     pub bind_now: bool,
     /// "ELF64 little-endian x86-64 static PIE".
     pub format: String,
+    /// Hardening problems not accepted by the target file.
     pub problems: Vec<String>,
+    /// Hardening problems the target file accepts (`hardening_exceptions`).
+    pub accepted: Vec<String>,
 }
 
 const SECTIONS: [&str; 4] = [".text", ".rodata", ".data", ".bss"];
@@ -142,18 +125,27 @@ pub fn measure(root: &Path, target: &Target) -> Vec<Row> {
                 Err(e) => State::Unreadable(e.to_string()),
                 Ok(bytes) => match Elf::parse(&bytes) {
                     Err(e) => State::Unreadable(e),
-                    Ok(elf) => State::Built(Figures {
-                        bytes: bytes.len() as u64,
-                        sections: SECTIONS.map(|s| elf.section_size(s)),
-                        bind_now: elf.bind_now(),
-                        format: elf.describe(),
-                        problems: elf.hardening_problems(),
-                    }),
+                    Ok(elf) => {
+                        let (accepted, problems) = split_problems(target, &elf.hardening_problems());
+                        State::Built(Figures {
+                            bytes: bytes.len() as u64,
+                            sections: SECTIONS.map(|s| elf.section_size(s)),
+                            bind_now: elf.bind_now(),
+                            format: elf.describe(),
+                            problems,
+                            accepted,
+                        })
+                    }
                 },
             };
             Row { name: name.clone(), budget: *budget, path, state }
         })
         .collect()
+}
+
+/// (accepted by the target file, the others).
+pub fn split_problems(target: &Target, problems: &[String]) -> (Vec<String>, Vec<String>) {
+    problems.iter().cloned().partition(|p| target.hardening_exceptions.iter().any(|x| p.starts_with(x.as_str())))
 }
 
 /// Measures and prints the table; true when nothing failed.
@@ -198,6 +190,13 @@ pub fn print_table(root: &Path, target: &Target, rows: &[Row]) {
                 let mut result = Vec::new();
                 if f.bytes > r.budget {
                     result.push(format!("OVER budget by {} B", thousands(f.bytes - r.budget)));
+                }
+                if !f.accepted.is_empty() {
+                    notes.push(format!(
+                        "{}: accepted deviation (hardening_exceptions in the target file): {}",
+                        r.name,
+                        f.accepted.join("; ")
+                    ));
                 }
                 if f.problems.is_empty() {
                     notes.push(format!("{}: {}", r.name, f.format));
@@ -246,17 +245,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn build_commands() {
-        let t =
-            Target { triple: "x86_64-unknown-linux-musl".into(), toolchain: None, cargo_args: vec![], budgets: vec![] };
-        assert_eq!(
-            build_command(&t, &["--release"]).join(" "),
-            "cargo build --release --locked --target x86_64-unknown-linux-musl"
-        );
-        let t = Target { toolchain: Some("nightly".into()), cargo_args: vec!["-Zbuild-std=core".into()], ..t };
-        assert_eq!(
-            build_command(&t, &["--profile", "bench-symbols"]).join(" "),
-            "cargo +nightly build --profile bench-symbols --locked --target x86_64-unknown-linux-musl -Zbuild-std=core"
-        );
+    fn accepted_deviations() {
+        let t = Target { hardening_exceptions: vec!["no PT_GNU_RELRO".into()], ..Default::default() };
+        let (accepted, rest) = split_problems(&t, &["no PT_GNU_RELRO".into(), "not PIE (ET_EXEC)".into()]);
+        assert_eq!(accepted, ["no PT_GNU_RELRO"]);
+        assert_eq!(rest, ["not PIE (ET_EXEC)"]);
     }
 }

@@ -68,13 +68,34 @@ fn dotted(section: &str, key: &str) -> String {
 }
 
 /// What xtask uses from a targets file.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Target {
     pub triple: String,
     /// rustup toolchain; "stable" (or absent) means cargo's default.
     pub toolchain: Option<String>,
+    /// The cargo subcommand that builds: "build", or "zigbuild" (cargo-zigbuild,
+    /// which links with zig cc).
+    pub builder: String,
     /// Extra arguments for `cargo build` (e.g. `--config` files, `-Z` flags).
     pub cargo_args: Vec<String>,
+    /// Extra rustc flags for this target's code, passed as
+    /// `--config target.<triple>.rustflags=[...]` (cargo appends them to
+    /// those of `.cargo/config.toml`). `{self_contained}` stands for the
+    /// toolchain's `lib/rustlib/<triple>/lib/self-contained` directory.
+    pub rustflags: Vec<String>,
+    /// Command prefix that runs the target's programs on this machine
+    /// (qemu-user); empty for the host.
+    pub runner: String,
+    /// `rust-objcopy` arguments applied to each program after the link
+    /// (e.g. `--remove-section=.pdr`); empty: nothing to do.
+    pub post_link: Vec<String>,
+    /// Hardening problems this target is known to have (each a prefix of a
+    /// phrase `cargo xtask size` prints, e.g. "no PT_GNU_RELRO"): reported as
+    /// accepted deviations instead of failures. The file says why.
+    pub hardening_exceptions: Vec<String>,
+    /// Black-box tests `cross-test` skips for this target (`cargo test
+    /// -- --skip NAME`), each for a documented emulator artefact.
+    pub test_skip: Vec<String>,
     /// Size budgets in bytes, in file order.
     pub budgets: Vec<(String, u64)>,
 }
@@ -83,7 +104,16 @@ impl Target {
     pub fn from_doc(doc: &Doc) -> Result<Target, String> {
         let triple = doc.get_str("", "triple")?.ok_or("missing key `triple`")?.to_string();
         let toolchain = doc.get_str("", "toolchain")?.filter(|t| !t.is_empty() && *t != "stable").map(str::to_string);
+        let builder = doc.get_str("", "builder")?.unwrap_or("build").to_string();
+        if builder != "build" && builder != "zigbuild" {
+            return Err(format!("builder must be \"build\" or \"zigbuild\", not \"{builder}\""));
+        }
         let cargo_args = doc.get_str_list("", "cargo_args")?;
+        let rustflags = doc.get_str_list("", "rustflags")?;
+        let runner = doc.get_str("", "runner")?.unwrap_or("").to_string();
+        let post_link = doc.get_str_list("", "post_link")?;
+        let hardening_exceptions = doc.get_str_list("", "hardening_exceptions")?;
+        let test_skip = doc.get_str_list("", "test_skip")?;
         let mut budgets = Vec::new();
         if let Some(sec) = doc.section("budget") {
             for (k, v) in &sec.entries {
@@ -93,7 +123,23 @@ impl Target {
                 }
             }
         }
-        Ok(Target { triple, toolchain, cargo_args, budgets })
+        Ok(Target {
+            triple,
+            toolchain,
+            builder,
+            cargo_args,
+            rustflags,
+            runner,
+            post_link,
+            hardening_exceptions,
+            test_skip,
+            budgets,
+        })
+    }
+
+    /// The runner as words (empty for the host).
+    pub fn runner_words(&self) -> Vec<String> {
+        self.runner.split_whitespace().map(str::to_string).collect()
     }
 }
 
@@ -396,6 +442,24 @@ mod tests {
         assert_eq!(t.toolchain.as_deref(), Some("nightly"));
         assert_eq!(t.cargo_args, ["-Zbuild-std=core"]);
         assert_eq!(t.budgets, [("qmqpc".to_string(), 20480), ("qmqpd".to_string(), 100)]);
+        assert_eq!(t.builder, "build");
+        assert!(t.rustflags.is_empty() && t.post_link.is_empty() && t.runner.is_empty());
+
+        let cross = Target::from_doc(
+            &parse(
+                "triple = \"mips-unknown-linux-musl\"\nbuilder = \"zigbuild\"\nrunner = \"qemu-mips-static -L /x\"\n\
+                 rustflags = [\"-C\", \"link-self-contained=no\"]\npost_link = [\"--remove-section=.pdr\"]\n\
+                 hardening_exceptions = [\"no PT_GNU_RELRO\"]\n",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cross.builder, "zigbuild");
+        assert_eq!(cross.runner_words(), ["qemu-mips-static", "-L", "/x"]);
+        assert_eq!(cross.rustflags, ["-C", "link-self-contained=no"]);
+        assert_eq!(cross.post_link, ["--remove-section=.pdr"]);
+        assert_eq!(cross.hardening_exceptions, ["no PT_GNU_RELRO"]);
+        assert!(Target::from_doc(&parse("triple = \"x\"\nbuilder = \"make\"\n").unwrap()).is_err());
 
         let stable = Target::from_doc(&parse("triple = \"x\"\ntoolchain = \"stable\"\n").unwrap()).unwrap();
         assert_eq!(stable.toolchain, None);

@@ -356,6 +356,11 @@ pub fn spawn(
 
 #[link(name = "c")]
 unsafe extern "C" {
+    // musl >= 1.2 on 32-bit targets (armv7, mips, mipsel): `time` is the
+    // compatibility symbol with a 32-bit time_t, for binaries built
+    // against older musl; the 64-bit one is `__time64`, which musl's
+    // headers select for C code.
+    #[cfg_attr(all(target_env = "musl", target_pointer_width = "32"), link_name = "__time64")]
     fn time(t: *mut i64) -> i64;
 }
 
@@ -366,4 +371,54 @@ pub fn unix_time() -> u64 {
     // SAFETY: a null pointer asks time() for the return value only.
     let t = unsafe { time(core::ptr::null_mut()) };
     if t < 0 { 0 } else { t as u64 }
+}
+
+/// `dlsym` for static musl programs on MIPS, where rustix uses its libc
+/// backend: rustix looks optional functions up with `dlsym(RTLD_DEFAULT,
+/// name)` (e.g. `statx` for `fstat` on 32-bit targets) and falls back to
+/// the plain system call or an older function when it gets null. A static
+/// program has no dynamic symbols, so musl's own static `dlsym` also
+/// returns null, but only after formatting an error message for
+/// `dlerror` with `vsnprintf` into `malloc`ed memory: ~25 KB of printf and
+/// malloc in every program for a lookup that cannot succeed. This one
+/// answers null at once (the answer musl gives), and musl's is not linked.
+#[cfg(all(not(test), target_os = "linux", target_env = "musl", target_arch = "mips"))]
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+extern "C" fn dlsym(_handle: *mut core::ffi::c_void, _name: *const c_char) -> *mut core::ffi::c_void {
+    core::ptr::null_mut()
+}
+
+/// `poll(fds)` waiting at most `secs` seconds: `rustix::event::poll` with
+/// a whole-second timeout, except on MIPS musl.
+///
+/// There rustix uses its libc backend and hands musl its own `Timespec`
+/// (`i64` seconds, then nanoseconds) where the libc crate's
+/// `struct timespec` has a 32-bit `time_t`: on big-endian MIPS musl reads
+/// the seconds' high word, 0, and every timeout expires at once (on
+/// mipsel the low word comes first and it works by accident). Whole
+/// seconds fit musl's `poll(fds, n, milliseconds)`, which takes no
+/// structure at all.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn poll_secs(fds: &mut [rustix::event::PollFd<'_>], secs: u32) -> Result<usize, rustix::io::Errno> {
+    let timeout = rustix::time::Timespec { tv_sec: secs as _, tv_nsec: 0 };
+    rustix::event::poll(fds, Some(&timeout))
+}
+
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+#[link(name = "c")]
+unsafe extern "C" {
+    fn poll(fds: *mut rustix::event::PollFd<'_>, n: core::ffi::c_ulong, timeout_ms: c_int) -> c_int;
+}
+
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn poll_secs(fds: &mut [rustix::event::PollFd<'_>], secs: u32) -> Result<usize, rustix::io::Errno> {
+    // Up to ~24.8 days; longer timeouts are cut to that.
+    let ms = secs.min(c_int::MAX as u32 / 1000) as c_int * 1000;
+    // SAFETY: rustix's PollFd is `#[repr(C)]` with the layout of
+    // `struct pollfd` (it is passed to the same libc call by rustix's own
+    // libc backend); `fds` is a valid, writable array of `fds.len()` of
+    // them for the duration of the call.
+    let r = unsafe { poll(fds.as_mut_ptr(), fds.len() as core::ffi::c_ulong, ms) };
+    if r >= 0 { Ok(r as usize) } else { Err(libc_errno()) }
 }
