@@ -274,9 +274,57 @@ macro_rules! entry {
 
 #[link(name = "c")]
 unsafe extern "C" {
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+    )))]
     fn fork() -> c_int;
+    fn syscall(number: core::ffi::c_long, ...) -> core::ffi::c_long;
     fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
     fn dup2(old: c_int, new: c_int) -> c_int;
+}
+
+/// Linux's `clone` system call number (flags are its first argument on
+/// all of these).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+const SYS_CLONE: core::ffi::c_long = 56;
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+const SYS_CLONE: core::ffi::c_long = 220;
+#[cfg(all(target_os = "linux", target_arch = "arm"))]
+const SYS_CLONE: core::ffi::c_long = 120;
+#[cfg(all(target_os = "linux", target_arch = "mips"))]
+const SYS_CLONE: core::ffi::c_long = 4120;
+
+/// fork(2) as the kernel does it: `clone(SIGCHLD)`.
+///
+/// musl's fork() wraps the same system call in atfork handlers, lock
+/// resets and signal masking for multi-threaded programs: about 1.7 KB of
+/// code picoq does not need, since it is single-threaded and the child
+/// only places descriptors and execs. (musl's own state in the child, such
+/// as its cached thread id, is stale, and nothing the child calls reads it.)
+///
+/// # Safety
+/// The caller must be single-threaded and, in the child, call only
+/// async-signal-safe system calls before execve or _exit.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+))]
+unsafe fn raw_fork() -> c_int {
+    let sigchld = rustix::process::Signal::CHILD.as_raw() as core::ffi::c_long;
+    // SAFETY: clone with only an exit signal and no stack, no tid or tls
+    // pointers creates a copy of the calling process, exactly like fork;
+    // the remaining arguments are zero (null pointers).
+    unsafe { syscall(SYS_CLONE, sigchld, 0usize, 0usize, 0usize, 0usize) as c_int }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+)))]
+unsafe fn raw_fork() -> c_int {
+    // SAFETY: the caller's contract (see the Linux version) is fork's.
+    unsafe { fork() }
 }
 
 /// The errno a libc call (not a rustix one) left behind.
@@ -323,7 +371,7 @@ pub fn spawn(
     // copy of the only thread. The child then calls only async-signal-safe
     // functions (dup2, fcntl, execve, _exit) on memory it already owns, and
     // never returns into Rust code: it execs or exits.
-    let pid = unsafe { fork() };
+    let pid = unsafe { raw_fork() };
     if pid < 0 {
         return Err(libc_errno());
     }
@@ -360,13 +408,32 @@ unsafe extern "C" {
     // compatibility symbol with a 32-bit time_t, for binaries built
     // against older musl; the 64-bit one is `__time64`, which musl's
     // headers select for C code.
+    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     #[cfg_attr(all(target_env = "musl", target_pointer_width = "32"), link_name = "__time64")]
     fn time(t: *mut i64) -> i64;
 }
 
-/// `time(NULL)`: seconds since the epoch. musl's (vDSO-backed, and
-/// already linked by fork) instead of rustix's clock_gettime, whose own
-/// vDSO lookup would add about 2 KiB to each program.
+/// Seconds since the epoch. On 64-bit Linux the kernel is asked
+/// directly (clock_gettime system call: a few instructions); elsewhere
+/// musl's time(). Both avoid rustix's clock_gettime, whose vDSO lookup
+/// adds about 2 KiB to each program; a system call per use costs nothing
+/// at picoq's few uses per message.
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub fn unix_time() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    const SYS_CLOCK_GETTIME: core::ffi::c_long = 228;
+    #[cfg(target_arch = "aarch64")]
+    const SYS_CLOCK_GETTIME: core::ffi::c_long = 113;
+    // The kernel's struct timespec on 64-bit Linux.
+    let mut ts = [0i64; 2];
+    // SAFETY: `ts` is a writable struct timespec (two 64-bit fields) for
+    // the kernel to fill; CLOCK_REALTIME is 0.
+    let r = unsafe { syscall(SYS_CLOCK_GETTIME, 0usize, ts.as_mut_ptr()) };
+    if r < 0 || ts[0] < 0 { 0 } else { ts[0] as u64 }
+}
+
+/// `time(NULL)`: seconds since the epoch, from musl (vDSO-backed).
+#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
 pub fn unix_time() -> u64 {
     // SAFETY: a null pointer asks time() for the return value only.
     let t = unsafe { time(core::ptr::null_mut()) };
