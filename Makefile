@@ -40,6 +40,7 @@ size:
 	$(CARGO) xtask size $(TARGET)
 
 bench:
+	sh tests/deps.sh --bench
 	$(CARGO) xtask bench
 
 # Any target in targets/: installs the pinned cross tools, builds every

@@ -6,6 +6,8 @@
 #   deps.sh [TARGET]          everything the tests need
 #   deps.sh --rust [TARGET]   only the rust target
 #   deps.sh --demo            the rust target, tcpserver and swaks (make demo)
+#   deps.sh --bench           what make bench needs beyond the tests:
+#                             valgrind, /usr/bin/time, musl-gcc
 #   deps.sh --cross           the pinned cross tools (`cargo xtask cross`):
 #                             nightly's rust-src (for -Zbuild-std), the
 #                             aarch64 musl std, a venv with ziglang 0.15.2 and
@@ -16,6 +18,7 @@ set -eu
 mode=all
 if [ "${1:-}" = --rust ]; then mode=rust; shift; fi
 if [ "${1:-}" = --demo ]; then mode=demo; shift; fi
+if [ "${1:-}" = --bench ]; then mode=bench; shift; fi
 if [ "${1:-}" = --cross ]; then mode=cross; shift; fi
 
 apt_install() {
@@ -67,6 +70,15 @@ if ! rustup target list --installed | grep -qx "$target"; then
     rustup target add "$target"
 fi
 [ "$mode" = rust ] && exit 0
+if [ "$mode" = bench ]; then
+    need=""
+    command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
+    [ -x /usr/bin/time ] || need="$need time"
+    command -v musl-gcc >/dev/null 2>&1 || need="$need musl-tools"
+    command -v smtp-source >/dev/null 2>&1 || need="$need postfix"
+    [ -n "$need" ] && apt_install $need
+    exit 0
+fi
 if [ "$mode" = demo ]; then
     need=""
     command -v tcpserver >/dev/null 2>&1 || need="$need ucspi-tcp"
@@ -80,9 +92,7 @@ need=""
 for pair in \
     tcpserver:ucspi-tcp \
     /usr/lib/postfix/sbin/qmqpd:postfix \
-    swaks:swaks \
-    valgrind:valgrind \
-    /usr/bin/time:time
+    swaks:swaks
 do
     bin=${pair%%:*}
     pkg=${pair#*:}
