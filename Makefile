@@ -4,6 +4,9 @@
 #                        cargo's target/TARGET/release/
 #   make test            installs what the tests need, then runs every test
 #   make demo            picoq's main job end to end on loopback
+#   make install PREFIX=DIR [DESTDIR=...]
+#                        as root: build with DIR compiled in, install with the
+#                        owners and modes of install/manifest
 #
 # Every cargo call uses --locked: Cargo.lock is committed and is the truth.
 
@@ -11,7 +14,7 @@ TARGET ?= x86_64-unknown-linux-musl
 CARGO ?= cargo
 RELEASE_DIR := $(CURDIR)/target/$(TARGET)/release
 
-.PHONY: all build test deps unit blackbox hardening size bench demo cross clean
+.PHONY: all build test deps unit blackbox hardening size bench demo cross clean install
 
 all: build
 
@@ -51,6 +54,12 @@ cross:
 demo:
 	sh tests/deps.sh --demo
 	$(CARGO) xtask demo
+
+# The home is compiled in (default qmail's /var/qmail). DESTDIR stages the
+# tree elsewhere (for packages); the programs still look in PREFIX.
+PREFIX ?= /var/qmail
+install:
+	$(CARGO) xtask install $(PREFIX) $(if $(DESTDIR),--destdir $(DESTDIR))
 
 clean:
 	$(CARGO) clean

@@ -51,6 +51,8 @@ pub mod received;
 pub mod smtp;
 #[forbid(unsafe_code)]
 pub mod spill;
+#[forbid(unsafe_code)]
+pub mod spool;
 #[cfg(test)]
 #[forbid(unsafe_code)]
 mod testutil;

@@ -26,6 +26,8 @@ pub fn bin(name: &str) -> PathBuf {
         "qmqpc" => env!("CARGO_BIN_EXE_qmqpc"),
         "qmqpd" => env!("CARGO_BIN_EXE_qmqpd"),
         "smtpd-front" => env!("CARGO_BIN_EXE_smtpd-front"),
+        "queue-shim" => env!("CARGO_BIN_EXE_queue-shim"),
+        "queue-spool" => env!("CARGO_BIN_EXE_queue-spool"),
         other => panic!("unknown program {other}"),
     };
     PathBuf::from(built)

@@ -6,6 +6,8 @@ mod cross;
 mod demo;
 mod dist;
 mod elf;
+mod install;
+mod oldkernel;
 mod portcheck;
 mod size;
 mod targets;
@@ -47,6 +49,22 @@ verbs:
                   target/dist/picoq-VERSION-TRIPLE.tar.gz: programs, man
                   pages and SHA256SUMS, byte-for-byte reproducible; --verify
                   rebuilds from scratch elsewhere and compares the tarballs
+  oldkernel [-- ARGS]
+                  the black-box tests of the host programs under a seccomp
+                  filter that answers like Linux 3.2 (ENOSYS for newer
+                  system calls, EISDIR for O_TMPFILE opens)
+  install PREFIX [--destdir DIR]
+                  as root: release build with PREFIX compiled in (in
+                  target/install-PREFIX/), then programs, links, man pages,
+                  control/ and the spool under DESTDIR/PREFIX with the owners
+                  and modes of install/manifest; creates the spool user
+                  (picoq) when missing; what `make install` runs
+  check-install DIR
+                  compares an installed tree with install/manifest (type,
+                  owner, group, mode, link targets; nothing world-writable)
+  oldkernel-exec PROGRAM [ARG...]
+                  installs that filter and execs PROGRAM (the runner the
+                  oldkernel verb puts in PICOQ_RUNNER)
 ";
 
 fn main() -> ExitCode {
@@ -60,6 +78,10 @@ fn main() -> ExitCode {
         Some("cross-test") => cross::test_main(rest),
         Some("portcheck") => portcheck::main(rest),
         Some("dist") => dist::main(rest),
+        Some("oldkernel") => oldkernel::main(rest),
+        Some("oldkernel-exec") => oldkernel::exec_main(rest),
+        Some("install") => install::main(rest),
+        Some("check-install") => install::check_main(rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS

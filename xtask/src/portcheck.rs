@@ -3,7 +3,8 @@
 //! and Solaris (SPARC, big-endian 64-bit). Nothing is linked or run: no
 //! sysroot exists for these targets here, and the check is about the code
 //! compiling against each platform's rustix/libc surface, with the
-//! Linux-only calls behind their cfg gates and fallbacks.
+//! Linux-only calls behind their cfg gates and fallbacks. Warnings count
+//! as failures (`-D warnings`).
 
 use crate::{root, sh_quote};
 use std::process::{Command, ExitCode};
@@ -26,6 +27,10 @@ pub fn check_command(triple: &str) -> Vec<String> {
         "check",
         "--locked",
         "-Zbuild-std=core",
+        // Warnings are failures: on these targets an unused import or
+        // declaration is how a missing cfg gate shows.
+        "--config",
+        "build.rustflags=[\"-Dwarnings\"]",
         "--target",
         triple,
         "-p",
@@ -71,7 +76,8 @@ mod tests {
     fn command() {
         assert_eq!(
             super::check_command("sparcv9-sun-solaris").join(" "),
-            "cargo +nightly check --locked -Zbuild-std=core --target sparcv9-sun-solaris -p picoq-core --lib -p picoq --bins"
+            "cargo +nightly check --locked -Zbuild-std=core --config build.rustflags=[\"-Dwarnings\"] --target \
+             sparcv9-sun-solaris -p picoq-core --lib -p picoq --bins"
         );
     }
 }

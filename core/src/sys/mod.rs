@@ -279,6 +279,9 @@ unsafe extern "C" {
         any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
     )))]
     fn fork() -> c_int;
+    // Linux only (raw_fork, unix_time, privilege): on the BSDs and
+    // illumos it would be an unused declaration (cargo xtask portcheck).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn syscall(number: core::ffi::c_long, ...) -> core::ffi::c_long;
     fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
     fn dup2(old: c_int, new: c_int) -> c_int;
@@ -489,3 +492,6 @@ pub fn poll_secs(fds: &mut [rustix::event::PollFd<'_>], secs: u32) -> Result<usi
     let r = unsafe { poll(fds.as_mut_ptr(), fds.len() as core::ffi::c_ulong, ms) };
     if r >= 0 { Ok(r as usize) } else { Err(libc_errno()) }
 }
+
+// queue-shim's privileged primitives (reset, drop, verify, clean exec).
+pub mod privilege;
