@@ -6,8 +6,9 @@
 //! process's log line and nothing allocates or formats.
 
 use crate::errtext::{ErrBuf, errno_text};
-use crate::io::{IoError, write_all_nointr};
+use crate::io::IoError;
 use crate::sys::{self, ByteBuf};
+use rustix::io::IoSlice;
 
 /// Longest diagnostic line; longer messages are cut (and end in `...`).
 pub const LINE_MAX: usize = 512;
@@ -62,21 +63,29 @@ impl Die {
         self.line(level, &[what, arg, b": ", why]);
     }
 
+    /// One `writev` of the pieces: a line is never assembled in a buffer,
+    /// and is still one write, so it never interleaves with another
+    /// process's line (lines are far below PIPE_BUF: parts are bounded
+    /// control lines, addresses and texts).
     #[inline(never)]
     fn line(self, level: &[u8], parts: &[&[u8]]) {
-        let mut line = Line::new();
-        line.push(self.name.as_bytes());
-        line.push(b": ");
-        line.push(level);
-        for p in parts {
-            line.push(p);
+        let mut v = [IoSlice::new(b""); PARTS_MAX + 4];
+        v[0] = IoSlice::new(self.name.as_bytes());
+        v[1] = IoSlice::new(b": ");
+        v[2] = IoSlice::new(level);
+        let n = parts.len().min(PARTS_MAX);
+        for (slot, p) in v[3..].iter_mut().zip(&parts[..n]) {
+            *slot = IoSlice::new(p);
         }
+        v[3 + n] = IoSlice::new(b"\n");
         // Nothing sensible is left to do when fd 2 fails.
-        let _ = write_all_nointr(sys::std_fd(2), line.finish());
+        let _ = rustix::io::writev(sys::std_fd(2), &v[..4 + n]);
     }
 }
 
-/// A bounded line under construction (never zeroed: `sys::ByteBuf`).
+/// Most parts one diagnostic may have (more are left out).
+pub const PARTS_MAX: usize = 8;
+
 pub struct Line {
     buf: ByteBuf<LINE_MAX>,
     cut: bool,
