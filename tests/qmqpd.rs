@@ -9,7 +9,6 @@ mod postfix;
 mod smtpd;
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -51,18 +50,8 @@ fn qmqpd(home: &Path, input: &[u8], args: &[&Path], env: &[(&str, &str)]) -> Run
         .env("PICOQ_HOME", home)
         .env("TCPREMOTEIP", "192.0.2.7")
         .env("TCPLOCALHOST", "gw.picoq.test")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("run qmqpd");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
+        .envs(env.iter().copied());
+    let out = support::run_with_input(c, input);
     Run {
         answer: String::from_utf8_lossy(&out.stdout).into_owned(),
         code: out.status.code(),

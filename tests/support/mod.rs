@@ -191,6 +191,22 @@ pub fn run_queue_with(
     }
 }
 
+/// Runs `cmd` with `input` written to its fd 0 from a thread (so a program
+/// that answers while it reads can't deadlock the test), and collects
+/// fds 1 and 2 and the exit status.
+pub fn run_with_input(mut cmd: Command, input: &[u8]) -> std::process::Output {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn the program under test");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
 /// A message with the headers qmail-inject would add, `size` bytes in all,
 /// ending in a newline; lines are at most 78 bytes.
 pub fn message_of_size(id: &str, size: usize) -> Vec<u8> {

@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use crate::support::{Home, TempDir};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -147,16 +147,7 @@ impl Rig {
 
     /// Runs one session with `input` on fd 0 (a pipe, closed after it).
     pub fn run(&self, input: &[u8]) -> Session {
-        let mut c = self.command();
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn smtpd-front");
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.to_vec();
-        let feeder = std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let out = child.wait_with_output().unwrap();
-        feeder.join().unwrap();
+        let out = crate::support::run_with_input(self.command(), input);
         Session {
             out: String::from_utf8_lossy(&out.stdout).into_owned(),
             err: String::from_utf8_lossy(&out.stderr).into_owned(),
