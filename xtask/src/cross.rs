@@ -1,6 +1,7 @@
 //! `cargo xtask cross TRIPLE` and `cargo xtask cross-test TRIPLE`: release
-//! builds for any target in `targets/`, and the black-box tests run with
-//! that target's programs under its runner (qemu-user).
+//! builds for any target in `targets/`; the black-box tests run with that
+//! target's programs under its runner (qemu-user), then core's unit tests
+//! built for the target and run the same way.
 //!
 //! The build itself (used by `size`, `bench` and `dist` too) is
 //! `cargo [+toolchain] build|zigbuild --release --locked --target T` plus the
@@ -141,8 +142,9 @@ fn bin_names(cargo_toml: &str) -> Vec<String> {
 }
 
 /// Builds every program for `target` with `profile_args`, then applies
-/// the target's post-link steps in `profile`'s directory.
-pub fn build(root: &Path, target: &Target, profile_args: &[&str]) -> Result<(), String> {
+/// the target's post-link steps in `profile`'s directory. Returns the tool
+/// environment it used (for further cargo runs).
+pub fn build(root: &Path, target: &Target, profile_args: &[&str]) -> Result<ToolEnv, String> {
     let env = prepare(root, target)?;
     let self_contained = if target.rustflags.iter().any(|f| f.contains("{self_contained}")) {
         sysroot(target)?.join("lib/rustlib").join(&target.triple).join("lib/self-contained")
@@ -162,7 +164,8 @@ pub fn build(root: &Path, target: &Target, profile_args: &[&str]) -> Result<(), 
         ["--profile", p] => p,
         _ => "release",
     };
-    post_link(root, target, &crate::size::bin_dir(root, &target.triple, profile))
+    post_link(root, target, &crate::size::bin_dir(root, &target.triple, profile))?;
+    Ok(env)
 }
 
 /// Runs `rust-objcopy <post_link args> PROGRAM` on each built program.
@@ -244,6 +247,8 @@ pub fn main(args: &[String]) -> ExitCode {
 /// (memory limits measured on the native build) know one is in use.
 /// `PICOQ_RUNNER` already in the environment goes in front of the target's
 /// runner inside the wrappers.
+///
+/// Then core's unit tests, built for the target and run under its runner.
 pub fn test_main(args: &[String]) -> ExitCode {
     let (mine, extra) = match args.iter().position(|a| a == "--") {
         Some(i) => (&args[..i], &args[i + 1..]),
@@ -263,10 +268,13 @@ pub fn test_main(args: &[String]) -> ExitCode {
         }
     };
     let t0 = Instant::now();
-    if let Err(e) = build(&root, &target, &["--release"]) {
-        eprintln!("xtask cross-test: {e}");
-        return ExitCode::FAILURE;
-    }
+    let env = match build(&root, &target, &["--release"]) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("xtask cross-test: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let built = t0.elapsed();
     let dir = crate::size::bin_dir(&root, &triple, "release");
     let outer = std::env::var("PICOQ_RUNNER").unwrap_or_default();
@@ -304,23 +312,85 @@ pub fn test_main(args: &[String]) -> ExitCode {
         .env("PICOQ_RUNNER", &runner)
         .status();
     let tested = t1.elapsed();
-    println!(
-        "cross-test {triple}: build {:.0} s, tests {:.0} s, runner `{}`{}",
-        built.as_secs_f64(),
-        tested.as_secs_f64(),
-        if target.runner.is_empty() { runner.as_str() } else { target.runner.as_str() },
-        if target.test_skip.is_empty() { String::new() } else { format!(", skipped: {}", target.test_skip.join(" ")) }
-    );
-    match status {
-        Ok(s) if s.success() => ExitCode::SUCCESS,
+    let mut ok = match status {
+        Ok(s) if s.success() => true,
         Ok(s) => {
-            eprintln!("xtask cross-test: the tests failed ({s})");
-            ExitCode::FAILURE
+            eprintln!("xtask cross-test: the black-box tests failed ({s})");
+            false
         }
         Err(e) => {
             eprintln!("xtask cross-test: cannot run cargo test: {e}");
-            ExitCode::FAILURE
+            false
         }
+    };
+
+    // core's unit tests, compiled for the target and run under its runner
+    // (the host's run in `make unit`): byte order, word size and the
+    // target's libc where the black-box tests do not reach.
+    let t2 = Instant::now();
+    if !target.runner.trim().is_empty() {
+        let (argv, vars) = unit_command(&target);
+        println!(
+            "$ {}{}",
+            vars.iter().map(|(k, v)| format!("{k}={} ", sh_quote(v))).collect::<String>(),
+            argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+        );
+        let mut c = Command::new(&argv[0]);
+        // `cargo xtask` runs with $CARGO naming the (stable) cargo that
+        // started it, and cargo-zigbuild prefers $CARGO over the rustup
+        // proxy that honours RUSTUP_TOOLCHAIN.
+        c.args(&argv[1..]).current_dir(&root).envs(vars).env_remove("CARGO");
+        env.apply(&mut c);
+        if !c.status().is_ok_and(|s| s.success()) {
+            eprintln!("xtask cross-test: core's unit tests failed under {}", target.runner);
+            ok = false;
+        }
+    }
+    let unit = t2.elapsed();
+    println!(
+        "cross-test {triple}: {}; build {:.0} s, black-box tests {:.0} s, core unit tests {:.0} s, runner `{}`{}",
+        if ok { "ok" } else { "FAILED" },
+        built.as_secs_f64(),
+        tested.as_secs_f64(),
+        unit.as_secs_f64(),
+        if target.runner.is_empty() { runner.as_str() } else { target.runner.as_str() },
+        if target.test_skip.is_empty() { String::new() } else { format!(", skipped: {}", target.test_skip.join(" ")) }
+    );
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `cargo test` of core's library for `target`, run by its runner: the
+/// prebuilt std where there is one; elsewhere nightly's build-std of std
+/// with unwinding (the test harness needs it), through cargo-zigbuild.
+pub fn unit_command(target: &Target) -> (Vec<String>, Vec<(String, String)>) {
+    let t = &target.triple;
+    let runner: Vec<String> = target.runner_words().iter().map(|w| toml_str(w)).collect();
+    let runner = format!("target.{t}.runner=[{}]", runner.join(", "));
+    let common = ["--locked", "-p", "picoq-core", "--lib", "--target", t].map(str::to_string);
+    if target.builder == "zigbuild" {
+        // cargo-zigbuild's own `test`: the toolchain comes from RUSTUP_TOOLCHAIN.
+        let mut v = vec!["cargo-zigbuild".to_string(), "test".into()];
+        v.extend(common);
+        v.extend([
+            "-Zbuild-std=std,panic_unwind".to_string(),
+            "--config".into(),
+            "profile.dev.panic=\"unwind\"".into(),
+            "--config".into(),
+            format!("target.{t}.rustflags=[\"-C\", \"link-self-contained=no\"]"),
+            "--config".into(),
+            runner,
+        ]);
+        let tc = target.toolchain.clone().unwrap_or_else(|| "stable".into());
+        (v, vec![("RUSTUP_TOOLCHAIN".into(), tc)])
+    } else {
+        let mut v = vec!["cargo".to_string()];
+        if let Some(tc) = &target.toolchain {
+            v.push(format!("+{tc}"));
+        }
+        v.push("test".into());
+        v.extend(common);
+        v.extend(["--config".to_string(), runner]);
+        (v, Vec::new())
     }
 }
 
@@ -390,6 +460,37 @@ mod tests {
             "cargo +nightly zigbuild --release --locked --target mips-unknown-linux-musl --config \
              targets/cargo/build-std.toml --config target.mips-unknown-linux-musl.rustflags=[\"-C\", \
              \"link-arg=/s c/rcrt1.o\", \"a\\\"b\"]"
+        );
+    }
+
+    #[test]
+    fn unit_commands() {
+        let t = Target {
+            triple: "mips-unknown-linux-musl".into(),
+            toolchain: Some("nightly".into()),
+            builder: "zigbuild".into(),
+            runner: "qemu-mips-static".into(),
+            ..Default::default()
+        };
+        let (argv, vars) = unit_command(&t);
+        assert_eq!(
+            argv.join(" "),
+            "cargo-zigbuild test --locked -p picoq-core --lib --target mips-unknown-linux-musl \
+             -Zbuild-std=std,panic_unwind --config profile.dev.panic=\"unwind\" --config \
+             target.mips-unknown-linux-musl.rustflags=[\"-C\", \"link-self-contained=no\"] --config \
+             target.mips-unknown-linux-musl.runner=[\"qemu-mips-static\"]"
+        );
+        assert_eq!(vars, [("RUSTUP_TOOLCHAIN".to_string(), "nightly".to_string())]);
+        let t = Target {
+            triple: "aarch64-unknown-linux-musl".into(),
+            builder: "build".into(),
+            runner: "qemu-aarch64-static".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            unit_command(&t).0.join(" "),
+            "cargo test --locked -p picoq-core --lib --target aarch64-unknown-linux-musl --config \
+             target.aarch64-unknown-linux-musl.runner=[\"qemu-aarch64-static\"]"
         );
     }
 

@@ -53,7 +53,7 @@ pub fn main(args: &[String]) -> ExitCode {
 /// Builds every program for `target` (see `cross::build`: the target's
 /// builder, flags and post-link steps).
 pub fn build(root: &Path, target: &Target, profile_args: &[&str]) -> Result<(), String> {
-    crate::cross::build(root, target, profile_args)
+    crate::cross::build(root, target, profile_args).map(|_| ())
 }
 
 /// Where `profile`'s programs for `triple` land.

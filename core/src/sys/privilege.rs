@@ -12,7 +12,9 @@
 )))]
 use super::{SigSet, set_signal};
 use core::ffi::{CStr, c_char, c_int};
-use rustix::process::{Gid, Resource, Rlimit, Uid};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use rustix::process::{Gid, Uid};
+use rustix::process::{Resource, Rlimit};
 
 #[link(name = "c")]
 unsafe extern "C" {
