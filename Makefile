@@ -14,7 +14,7 @@ TARGET ?= x86_64-unknown-linux-musl
 CARGO ?= cargo
 RELEASE_DIR := $(CURDIR)/target/$(TARGET)/release
 
-.PHONY: all build test deps unit blackbox hardening size bench demo cross clean install
+.PHONY: all build test deps unit blackbox hardening oldkernel portcheck cross-tests cross-test size bench demo cross clean install
 
 all: build
 
@@ -27,7 +27,7 @@ deps:
 
 # Unit tests run on the host; black-box tests run the shipped (musl,
 # release, static) programs, found through PICOQ_BIN_DIR.
-test: deps build unit blackbox hardening
+test: deps build unit blackbox hardening oldkernel portcheck cross-tests
 
 unit:
 	$(CARGO) test --locked -p picoq-core -p xtask
@@ -45,6 +45,29 @@ size:
 bench:
 	sh tests/deps.sh --bench
 	$(CARGO) xtask bench
+
+# The black-box tests as if on Linux 3.2 (seccomp: ENOSYS for newer system
+# calls, EISDIR for O_TMPFILE): every fallback is exercised.
+oldkernel: build
+	$(CARGO) xtask oldkernel
+
+# core and the programs type-check for NetBSD, FreeBSD, OpenBSD, illumos
+# and Solaris/SPARC (nightly -Zbuild-std=core).
+portcheck:
+	sh tests/deps.sh --cross >/dev/null
+	$(CARGO) xtask portcheck
+
+# In every make test: aarch64 and big-endian mips under qemu (black-box
+# and core's unit tests), each program static/PIE/RELRO/NX there too.
+# armv7 and mipsel: make cross-test TARGET=...
+CROSS_TESTS = aarch64-unknown-linux-musl mips-unknown-linux-musl
+cross-tests:
+	sh tests/deps.sh --cross >/dev/null
+	set -e; for t in $(CROSS_TESTS); do $(CARGO) xtask cross-test $$t; $(CARGO) xtask size --hardening $$t; done
+
+cross-test:
+	sh tests/deps.sh --cross >/dev/null
+	$(CARGO) xtask cross-test $(TARGET)
 
 # Any target in targets/: installs the pinned cross tools, builds every
 # program into target/$(TARGET)/release/, prints the size table.
