@@ -92,7 +92,8 @@ need=""
 for pair in \
     tcpserver:ucspi-tcp \
     /usr/lib/postfix/sbin/qmqpd:postfix \
-    swaks:swaks
+    swaks:swaks \
+    cdb:tinycdb
 do
     bin=${pair%%:*}
     pkg=${pair#*:}

@@ -302,8 +302,7 @@ fn rcpthosts_exact_suffix_and_case() {
 #[test]
 fn morercpthosts_cdb_is_consulted_after_rcpthosts() {
     let r = Rig::new("mrh");
-    let cdb = make_cdb(&["more.test", ".sub.more.test"]);
-    std::fs::write(r.home.path().join("control/morercpthosts.cdb"), cdb).unwrap();
+    write_cdb(&r.home.path().join("control/morercpthosts.cdb"), &["more.test", ".sub.more.test"]);
     let s = r.run(&crlf(&[
         "MAIL FROM:<a@b.test>",
         "RCPT TO:<u@more.test>",
@@ -344,8 +343,7 @@ fn missing_rcpthosts_accepts_everything_and_warns_loudly() {
     assert_eq!(s.lines()[2], "250 ok");
     assert!(s.err.contains("warning: control/rcpthosts is missing"), "{}", s.err);
     // morercpthosts.cdb alone does not restrict anything (qmail).
-    let cdb = make_cdb(&["more.test"]);
-    std::fs::write(r.home.path().join("control/morercpthosts.cdb"), cdb).unwrap();
+    write_cdb(&r.home.path().join("control/morercpthosts.cdb"), &["more.test"]);
     let s = r.run(&crlf(&["MAIL FROM:<a@b.test>", "RCPT TO:<u@anywhere.test>", "QUIT"]));
     assert_eq!(s.lines()[2], "250 ok");
 }
@@ -687,39 +685,18 @@ fn unwritable_tmpdir_is_qqt_failure() {
     assert_eq!(s.lines().last(), Some(&"221 mx.test"));
 }
 
-/// A cdb of `keys` (values "1"), as qmail-newmrh would write it.
-fn make_cdb(keys: &[&str]) -> Vec<u8> {
-    fn hash(k: &[u8]) -> u32 {
-        k.iter().fold(5381u32, |h, &b| (h << 5).wrapping_add(h) ^ b as u32)
-    }
-    let mut out = vec![0u8; 2048];
-    let mut entries = Vec::new();
-    for k in keys {
-        let pos = out.len() as u32;
-        out.extend((k.len() as u32).to_le_bytes());
-        out.extend(1u32.to_le_bytes());
-        out.extend(k.as_bytes());
-        out.push(b'1');
-        entries.push((hash(k.as_bytes()), pos));
-    }
-    for t in 0..256u32 {
-        let mine: Vec<(u32, u32)> = entries.iter().copied().filter(|e| e.0 & 255 == t).collect();
-        let n = mine.len() as u32 * 2;
-        let mut slots = vec![(0u32, 0u32); n as usize];
-        for e in mine {
-            let mut s = (e.0 >> 8) % n;
-            while slots[s as usize].1 != 0 {
-                s = (s + 1) % n;
-            }
-            slots[s as usize] = e;
-        }
-        let pos = out.len() as u32;
-        out[(t * 8) as usize..(t * 8 + 4) as usize].copy_from_slice(&pos.to_le_bytes());
-        out[(t * 8 + 4) as usize..(t * 8 + 8) as usize].copy_from_slice(&n.to_le_bytes());
-        for (h, p) in slots {
-            out.extend(h.to_le_bytes());
-            out.extend(p.to_le_bytes());
-        }
-    }
-    out
+/// Writes a cdb of `keys` (empty values, as qmail-newmrh makes
+/// morercpthosts.cdb) to `path` with tinycdb's `cdb -c`: an independent
+/// writer of djb's format, fed cdbmake lines (`+klen,dlen:key->data`).
+fn write_cdb(path: &std::path::Path, keys: &[&str]) {
+    let mut input: String = keys.iter().map(|k| format!("+{},0:{k}->\n", k.len())).collect();
+    input.push('\n');
+    let mut child = std::process::Command::new("cdb")
+        .arg("-c")
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("tinycdb's cdb must be installed: tests/deps.sh");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "cdb -c {}", path.display());
 }
