@@ -136,21 +136,6 @@ impl Read for FdReader<'_> {
     }
 }
 
-/// A descriptor written without timeout.
-pub struct FdWriter<'a>(pub BorrowedFd<'a>);
-
-impl Write for FdWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        loop {
-            match rustix::io::write(self.0, buf) {
-                Ok(n) => return Ok(n),
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(IoError::Os(e)),
-            }
-        }
-    }
-}
-
 /// A socket read and written with a per-call timeout.
 pub struct Timed<'a> {
     pub fd: BorrowedFd<'a>,

@@ -45,6 +45,7 @@ const SIG_BLOCK: c_int = 0;
 )))]
 const SIG_BLOCK: c_int = 1;
 
+/// The two signal dispositions picoq sets (privilege.rs): no handler code.
 const SIG_DFL: usize = 0;
 const SIG_IGN: usize = 1;
 
@@ -130,11 +131,6 @@ impl Start {
         }
     }
 
-    /// Number of arguments, the program name included.
-    pub fn arg_count(&self) -> usize {
-        self.argc
-    }
-
     /// The value of environment variable `name`, if set.
     ///
     /// Compares `name` in place, byte by byte, instead of measuring every
@@ -211,16 +207,9 @@ pub fn block_sigpipe() {
     }
 }
 
-/// Ignore SIGPIPE (SIG_IGN), for programs that also set other signals.
-pub fn ignore_sigpipe() {
-    set_signal(rustix::process::Signal::PIPE.as_raw(), SIG_IGN);
-}
-
-/// Restore the default action of signal `sig`.
-pub fn default_signal(sig: i32) {
-    set_signal(sig, SIG_DFL);
-}
-
+/// `signal(sig, SIG_DFL or SIG_IGN)` through libc: privilege.rs's
+/// portable path (on Linux it uses raw rt_sigaction, far smaller).
+#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
 fn set_signal(sig: i32, handler: usize) {
     // SAFETY: SIG_IGN and SIG_DFL are the two handler values that need no
     // Rust code to run in signal context; `sig` is a plain integer (an
