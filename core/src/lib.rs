@@ -26,6 +26,8 @@ pub mod control;
 #[forbid(unsafe_code)]
 pub mod die;
 #[forbid(unsafe_code)]
+pub mod dsn;
+#[forbid(unsafe_code)]
 pub mod envelope;
 #[forbid(unsafe_code)]
 pub mod errtext;
@@ -48,7 +50,11 @@ pub mod queue;
 #[forbid(unsafe_code)]
 pub mod received;
 #[forbid(unsafe_code)]
+pub mod routes;
+#[forbid(unsafe_code)]
 pub mod smtp;
+#[forbid(unsafe_code)]
+pub mod smtpclient;
 #[forbid(unsafe_code)]
 pub mod spill;
 #[forbid(unsafe_code)]

@@ -311,6 +311,266 @@ impl crate::io::Read for DeadlineReader<'_> {
     }
 }
 
+// ---- queue-send's side: reading entries, the state file, failed/ ----
+
+/// Most recipients of one entry queue-send tracks (one bit each in the
+/// state file); recipients beyond are bounced as "too many recipients".
+pub const RCPTS_MAX: usize = 8192;
+/// Bytes of the last error kept in a state file.
+pub const STATE_TEXT_MAX: usize = 400;
+const STATE_MAGIC: &[u8] = b"picoq-state1 ";
+/// A state file's size: its first line (magic, three numbers, a flag),
+/// the error line and the bitmap.
+const STATE_MAX: usize = STATE_MAGIC.len() + 3 * (U64_DIGITS + 1) + 2 + STATE_TEXT_MAX + 1 + RCPTS_MAX / 8;
+
+/// Opens a directory of the spool (`new`, `failed`, `info`) read-only;
+/// `info/` is created when missing (spools installed before it existed).
+pub fn open_queue_dir(spool: &Spool, name: &CStr) -> Result<OwnedFd, Errno> {
+    match open_dir(spool.queue.as_fd(), name) {
+        Err(Errno::NOENT) if name == c"info" => {
+            rustix::fs::mkdirat(&spool.queue, name, Mode::RWXU)?;
+            open_dir(spool.queue.as_fd(), name)
+        }
+        r => r,
+    }
+}
+
+impl Spool {
+    pub fn queue_dir(&self) -> BorrowedFd<'_> {
+        self.queue.as_fd()
+    }
+
+    pub fn tmp_dir(&self) -> BorrowedFd<'_> {
+        self.tmp.as_fd()
+    }
+}
+
+/// An entry opened for reading.
+pub struct EntryFile {
+    pub file: OwnedFd,
+    pub message_len: u64,
+}
+
+impl EntryFile {
+    /// Opens `dir/name` and checks its header.
+    pub fn open(dir: BorrowedFd<'_>, name: &CStr) -> Result<EntryFile, Errno> {
+        let file = openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+        let mut h = [0u8; HEADER_LEN];
+        let n = rustix::io::pread(&file, &mut h, 0)?;
+        if n != HEADER_LEN || &h[..MAGIC.len()] != MAGIC || h[HEADER_LEN - 1] != b'\n' {
+            return Err(Errno::INVAL);
+        }
+        let message_len = crate::num::parse_u64(&h[MAGIC.len()..HEADER_LEN - 1]).ok_or(Errno::INVAL)?;
+        Ok(EntryFile { file, message_len })
+    }
+
+    /// Where the envelope starts.
+    pub fn envelope_at(&self) -> u64 {
+        HEADER_LEN as u64 + self.message_len
+    }
+
+    /// A reader over the file from `offset` to its end.
+    pub fn reader(&self, offset: u64) -> PreadReader<'_> {
+        PreadReader { fd: self.file.as_fd(), offset, end: u64::MAX }
+    }
+
+    /// A reader over the message alone.
+    pub fn message(&self) -> PreadReader<'_> {
+        PreadReader { fd: self.file.as_fd(), offset: HEADER_LEN as u64, end: self.envelope_at() }
+    }
+}
+
+/// Reads a file from an offset with pread, up to `end`.
+pub struct PreadReader<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub offset: u64,
+    pub end: u64,
+}
+
+impl crate::io::Read for PreadReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> crate::io::IoResult<usize> {
+        let want = (self.end - self.offset).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        loop {
+            match rustix::io::pread(self.fd, &mut buf[..want], self.offset) {
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(IoError::Os(e)),
+            }
+        }
+    }
+}
+
+/// What queue-send remembers about an entry between attempts, in
+/// `info/NAME`: when to try next, the current retry delay, the last error
+/// (and whether it was local trouble rather than a relay's reply), and
+/// which recipients are finished (delivered or bounced).
+///
+/// Format: `picoq-state1 NEXT DELAY TRIES L\n`, the error text, `\n`, then
+/// `RCPTS_MAX / 8` bytes of bitmap (bit i: recipient i finished). Written
+/// to `info/NAME.tmp`, fsynced, renamed over `info/NAME`. A missing or
+/// unparsable file means "nothing done yet": at worst a recipient gets a
+/// second copy, never none.
+pub struct State {
+    pub next: u64,
+    pub delay: u32,
+    pub tries: u32,
+    pub local: bool,
+    pub error: ByteBuf<STATE_TEXT_MAX>,
+    pub done: [u8; RCPTS_MAX / 8],
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+impl State {
+    pub const fn new() -> State {
+        State { next: 0, delay: 0, tries: 0, local: false, error: ByteBuf::new(), done: [0; RCPTS_MAX / 8] }
+    }
+
+    pub fn is_done(&self, i: usize) -> bool {
+        i < RCPTS_MAX && self.done[i / 8] & (1 << (i % 8)) != 0
+    }
+
+    pub fn set_done(&mut self, i: usize) {
+        if i < RCPTS_MAX {
+            self.done[i / 8] |= 1 << (i % 8);
+        }
+    }
+
+    /// Reads `dir/name`; `None` when missing or not a complete state file.
+    pub fn read(dir: BorrowedFd<'_>, name: &CStr) -> Option<State> {
+        let file = openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).ok()?;
+        let mut buf = [0u8; STATE_MAX];
+        let mut have = 0;
+        loop {
+            match rustix::io::read(&file, &mut buf[have..]) {
+                Ok(0) => break,
+                Ok(n) => have += n,
+                Err(Errno::INTR) => {}
+                Err(_) => return None,
+            }
+            if have == buf.len() {
+                break;
+            }
+        }
+        State::parse(&buf[..have])
+    }
+
+    fn parse(b: &[u8]) -> Option<State> {
+        let b = b.strip_prefix(STATE_MAGIC)?;
+        let nl = b.iter().position(|&c| c == b'\n')?;
+        let mut f = b[..nl].split(|&c| c == b' ');
+        let num = |x: Option<&[u8]>| x.and_then(crate::num::parse_u64);
+        let next = num(f.next())?;
+        let delay = num(f.next())?.min(u32::MAX as u64) as u32;
+        let tries = num(f.next())?.min(u32::MAX as u64) as u32;
+        let local = f.next()? == b"L";
+        let rest = &b[nl + 1..];
+        let nl = rest.iter().position(|&c| c == b'\n')?;
+        let bits = &rest[nl + 1..];
+        if bits.len() != RCPTS_MAX / 8 || nl > STATE_TEXT_MAX {
+            return None;
+        }
+        let mut s = State { next, delay, tries, local, error: ByteBuf::new(), done: [0; RCPTS_MAX / 8] };
+        s.error.extend(&rest[..nl]);
+        s.done.copy_from_slice(bits);
+        Some(s)
+    }
+
+    /// Writes the state as `dir/name` crash-safely: `name.tmp`, fsync,
+    /// rename.
+    pub fn write(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+        let mut tmp = ByteBuf::<{ NAME_MAX + 8 }>::new();
+        tmp.extend(name);
+        tmp.extend(b".tmp\0");
+        let tmp_name = CStr::from_bytes_with_nul(tmp.as_slice()).map_err(|_| Errno::INVAL)?;
+        let mut final_buf = ByteBuf::<{ NAME_MAX + 8 }>::new();
+        final_buf.extend(name);
+        final_buf.push(0);
+        let final_name = CStr::from_bytes_with_nul(final_buf.as_slice()).map_err(|_| Errno::INVAL)?;
+        let file = openat(
+            dir,
+            tmp_name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )?;
+        let mut w: FileWriter<'_, STATE_MAX> = FileWriter::new(file.as_fd());
+        let mut d = [0u8; U64_DIGITS];
+        w.put(STATE_MAGIC);
+        w.put(fmt_u64(self.next, &mut d));
+        w.put(b" ");
+        w.put(fmt_u64(self.delay as u64, &mut d));
+        w.put(b" ");
+        w.put(fmt_u64(self.tries as u64, &mut d));
+        w.put(if self.local { b" L\n" } else { b" R\n" });
+        w.put(self.error.as_slice());
+        w.put(b"\n");
+        w.put(&self.done);
+        let r = match w.flush() {
+            Some(e) => Err(e),
+            None => rustix::fs::fsync(&file),
+        };
+        if let Err(e) = r {
+            let _ = unlinkat(dir, tmp_name, AtFlags::empty());
+            return Err(e);
+        }
+        rustix::fs::renameat(dir, tmp_name, dir, final_name)
+    }
+}
+
+/// Calls `each` with the name of every entry in `dir` (names of the form
+/// `DIGITS.DIGITS`: temporary files, state files and anything else are
+/// skipped).
+pub fn for_each_entry(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) -> Result<(), Errno> {
+    for_each_name(dir, |n| {
+        if is_entry_name(n.to_bytes()) {
+            each(n)
+        }
+    })
+}
+
+/// Calls `each` with every name in `dir` but `.` and `..`, reading the
+/// directory from its start (a fresh descriptor) with a fixed buffer.
+pub fn for_each_name(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) -> Result<(), Errno> {
+    let fd = open_dir(dir, c".")?;
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); DIR_BUF];
+    let mut it = rustix::fs::RawDir::new(fd, &mut buf);
+    while let Some(e) = it.next() {
+        let e = e?;
+        let n = e.file_name();
+        if n != c"." && n != c".." {
+            each(n);
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of directory entries read at a time.
+const DIR_BUF: usize = 4096;
+
+/// `SECS.INODE`: digits, one dot, digits.
+pub fn is_entry_name(n: &[u8]) -> bool {
+    let mut parts = n.split(|&b| b == b'.');
+    let ok = |p: Option<&[u8]>| {
+        p.is_some_and(|p| !p.is_empty() && p.len() <= U64_DIGITS && p.iter().all(u8::is_ascii_digit))
+    };
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+/// The queue time an entry's name starts with.
+pub fn entry_secs(n: &[u8]) -> u64 {
+    crate::num::scan_u64(n).map_or(0, |(v, _)| v)
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
