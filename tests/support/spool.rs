@@ -189,3 +189,52 @@ pub fn parse_entry(b: &[u8]) -> Option<Entry> {
     }
     Some(Entry { message: message.to_vec(), envelope: envelope.to_vec() })
 }
+
+impl Install {
+    /// `PREFIX/bin/queue-send ARGS` as the spool user (real and effective
+    /// ids, no supplementary groups), as cron or daemontools run it.
+    pub fn queue_send(&self, args: &[&str]) -> Command {
+        let (uid, gid) = ids(SPOOL_USER).unwrap();
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg(self.prefix.join("bin/queue-send"))
+            .args(args)
+            .env_remove("PICOQ_HOME");
+        c
+    }
+
+    /// Writes `PREFIX/control/NAME` (None: removes it).
+    pub fn set_control(&self, name: &str, text: Option<&str>) {
+        let p = self.prefix.join("control").join(name);
+        match text {
+            Some(t) => std::fs::write(&p, t).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+
+    /// Empties `queue/new`, `failed`, `info` and `tmp`.
+    pub fn clear_queue(&self) {
+        for d in ["new", "failed", "info", "tmp"] {
+            if let Ok(rd) = std::fs::read_dir(self.prefix.join("queue").join(d)) {
+                for e in rd.flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// Names in `queue/DIR`.
+    pub fn names(&self, dir: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.prefix.join("queue").join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
