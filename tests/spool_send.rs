@@ -253,7 +253,7 @@ fn retries_after_4xx_then_delivers_once() {
     let l = String::from_utf8(run(i, &["-l"]).stdout).unwrap();
     assert!(
         l.contains("queued age ")
-            && l.contains("from <s@x.org> left 1/1: <a@y.org> last error: 451 4.3.0 try again later"),
+            && l.contains("s from <s@x.org> left 1/1 last error: 451 4.3.0 try again later\n  to <a@y.org>\n"),
         "{l}"
     );
     let err = ok(&run(i, &[]));
@@ -326,7 +326,7 @@ fn partial_acceptance_retries_only_the_rest() {
     submit(i, b"Subject: partial\n\nx\n", "s@x.org", &["a@y.org", "b@y.org", "c@y.org"]);
     ok(&run(i, &[]));
     let l = String::from_utf8(run(i, &["-l"]).stdout).unwrap();
-    assert!(l.contains("left 1/3: <b@y.org> last error: 451 4.2.0 mailbox busy"), "{l}");
+    assert!(l.ends_with(" left 1/3 last error: 451 4.2.0 mailbox busy\n  to <b@y.org>\n"), "{l}");
     ok(&run(i, &[]));
     let got = relayed(&log);
     assert_eq!(got.len(), 2);
@@ -348,11 +348,14 @@ fn a_bounce_is_never_bounced_but_parked_in_failed() {
     assert!(err.contains("moved to queue/failed: undeliverable bounce: 550 5.1.1 gone"), "{err}");
     assert!(i.names("new").is_empty());
     let failed = i.names("failed");
-    assert_eq!(failed.len(), 4, "two entries and their states: {failed:?}");
+    assert_eq!(failed.len(), 2, "{failed:?}");
     assert!(relayed(&log).is_empty(), "no bounce was sent");
     let l = String::from_utf8(run(i, &["-l"]).stdout).unwrap();
     assert_eq!(l.matches(" failed age ").count(), 2, "{l}");
-    assert!(l.contains("from <> left 1/1: <gone@y.org> last error: undeliverable bounce: 550 5.1.1 gone"), "{l}");
+    assert!(
+        l.contains("s from <> left 1/1 last error: undeliverable bounce: 550 5.1.1 gone\n  to <gone@y.org>\n"),
+        "{l}"
+    );
 }
 
 #[test]
@@ -378,7 +381,7 @@ fn queuelifetime_bounces_4xx_and_parks_local_trouble() {
     assert!(err.contains("deferred (local): connect to 127.0.0.1:"), "{err}");
     assert!(err.contains("moved to queue/failed: queue lifetime exceeded; last error: connect to"), "{err}");
     assert_eq!(relayed(&log).len(), 1, "no bounce for local trouble");
-    assert_eq!(i.names("failed").len(), 2);
+    assert_eq!(i.names("failed").len(), 1);
 }
 
 #[test]

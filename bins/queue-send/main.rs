@@ -22,22 +22,23 @@
 use core::ffi::CStr;
 use picoq_core::addr::{ServerAddr, parse_server};
 use picoq_core::control::{ControlDir, LINE_MAX};
-use picoq_core::die::{Die, Line};
+use picoq_core::die::Die;
 use picoq_core::dsn;
 use picoq_core::envelope::{ADDR_MAX, EnvelopeReader};
 use picoq_core::heapless::Vec;
-use picoq_core::io::{IoError, Read, STD_BUF, wait, write_all_nointr};
+use picoq_core::io::{IoError, Read, STD_BUF, wait};
+use picoq_core::net::send_file_range;
 use picoq_core::net::{ConnectError, connect_timeout, set_nodelay};
+use picoq_core::netstring::{self, HEADER_MAX, encoded_len};
 use picoq_core::num::{U64_DIGITS, fmt_u64};
-use picoq_core::qmqp::{self, MessageFile};
+use picoq_core::qmqp;
 use picoq_core::routes::{Dest, Routes, host_of};
 use picoq_core::rustix::event::PollFlags;
 use picoq_core::rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use picoq_core::rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, flock, openat, renameat, statat, unlinkat};
-use picoq_core::rustix::io::Errno;
+use picoq_core::rustix::io::{Errno, IoSlice};
 use picoq_core::rustix::process::{geteuid, getpid, getuid};
 use picoq_core::smtpclient::{Reply, Session, SmtpError, TEXT_MAX, enhanced_status, push_sanitized};
-use picoq_core::spill::Spill;
 use picoq_core::spool::{
     self, EntryFile, FileWriter, HEADER_LEN, RCPTS_MAX, STATE_TEXT_MAX, Spool, State, for_each_entry, open_queue_dir,
 };
@@ -74,8 +75,6 @@ const QMQP_SERVERS_MAX: usize = 16;
 const PASSES_MAX: usize = 4;
 /// Longest sleep of `-d` without a trigger or a due retry.
 const IDLE_MAX: u32 = 3600;
-/// Envelope netstrings of a QMQP packet kept in memory before spilling.
-const TAIL_MEM: usize = 8 * 1024;
 /// Reply text kept per recipient of a transaction (logs, bounces).
 const DIAG_MAX: usize = 256;
 /// Bytes read at a time from an entry or a directory.
@@ -174,6 +173,7 @@ fn run(start: Start) -> ! {
 }
 
 /// Reads `control/` (a bad file is fatal, exit 78).
+#[inline(never)]
 fn read_config(home: &CStr, cfg: &mut Config) {
     let c = match ControlDir::open(home) {
         Ok(Ok(c)) => c,
@@ -184,7 +184,7 @@ fn read_config(home: &CStr, cfg: &mut Config) {
     let mut line = [0u8; LINE_MAX];
     match c.read_line(c"me", &mut line) {
         Ok(Some(me)) if !me.is_empty() => {
-            cfg.me.extend(me);
+            add(&mut cfg.me, me);
         }
         Ok(_) => DIE.fatal(EXIT_CONFIG, &[b"control/me is missing or empty"]),
         Err(_) => bad(b"me"),
@@ -247,36 +247,41 @@ enum Outcome {
     Failed,
 }
 
-/// One transaction's recipients (indices in the envelope) and results.
-struct Tx {
-    idx: Vec<u16, RCPTS_PER_TRANSACTION>,
-    outcome: [Outcome; RCPTS_PER_TRANSACTION],
-    text: [ByteBuf<DIAG_MAX>; RCPTS_PER_TRANSACTION],
+/// One recipient of a transaction: its place in the envelope and result.
+struct TxRcpt {
+    i: u16,
+    outcome: Outcome,
     /// Accepted by RCPT, waiting for the end of DATA.
-    accepted: [bool; RCPTS_PER_TRANSACTION],
+    accepted: bool,
+    text: ByteBuf<DIAG_MAX>,
 }
 
-impl Tx {
-    fn set(&mut self, k: usize, o: Outcome, text: &[u8]) {
-        self.outcome[k] = o;
-        self.text[k].clear();
-        push_sanitized(&mut self.text[k], text);
+impl TxRcpt {
+    #[inline(never)]
+    fn set(&mut self, o: Outcome, text: &[u8]) {
+        self.outcome = o;
+        self.text.clear();
+        push_sanitized(&mut self.text, text);
     }
 
-    fn set_all(&mut self, o: Outcome, text: &[u8]) {
-        for k in 0..self.idx.len() {
-            self.set(k, o, text);
-        }
-    }
-
-    /// A relay's reply for recipient `k`.
-    fn reply(&mut self, k: usize, r: &Reply) {
+    /// A relay's reply.
+    fn reply(&mut self, r: &Reply) {
         let o = match r.class() {
             2 => Outcome::Delivered,
             4 => Outcome::Deferred,
             _ => Outcome::Failed,
         };
-        self.set(k, o, r.text.as_slice());
+        self.set(o, r.text.as_slice());
+    }
+}
+
+/// One transaction's recipients.
+type Tx = Vec<TxRcpt, RCPTS_PER_TRANSACTION>;
+
+#[inline(never)]
+fn set_all(tx: &mut Tx, o: Outcome, text: &[u8]) {
+    for r in tx.iter_mut() {
+        r.set(o, text);
     }
 }
 
@@ -329,6 +334,7 @@ impl Queue<'_> {
 
     /// Removes `tmp/` files older than `TMP_MAX_AGE` (left by a killed
     /// queue-spool: its unique names are never reused).
+    #[inline(never)]
     fn clean_tmp(&self) {
         let tmp = self.spool.tmp_dir();
         let limit = sys::unix_time().saturating_sub(TMP_MAX_AGE);
@@ -343,6 +349,7 @@ impl Queue<'_> {
     }
 
     /// One entry: due? then its transactions, then its fate.
+    #[inline(never)]
     fn entry(&self, p: &mut Pass, name: &CStr) {
         let id = name.to_bytes();
         let state = State::read(self.info.as_fd(), name);
@@ -369,48 +376,38 @@ impl Queue<'_> {
             count += 1;
             true
         });
-        if !ok || count == 0 {
-            self.park(name, &mut st, b"malformed envelope");
+        if !ok || count == 0 || count > RCPTS_MAX {
+            self.park(name, &mut st, if ok && count > 0 { b"too many recipients" } else { b"malformed envelope" });
             return;
         }
         let queued = spool::entry_secs(id);
         let expired = p.now >= queued.saturating_add(self.cfg.lifetime as u64);
-        let first_try = st.tries == 0;
         let mut tried = [0u8; RCPTS_MAX / 8];
-        let mut tx = Tx {
-            idx: Vec::new(),
-            outcome: [Outcome::Local; RCPTS_PER_TRANSACTION],
-            text: [const { ByteBuf::new() }; RCPTS_PER_TRANSACTION],
-            accepted: [false; RCPTS_PER_TRANSACTION],
-        };
+        let mut tx = Tx::new();
         let mut left_local = false;
         let mut left_remote = false;
         loop {
             // The next transaction: pending recipients sharing the first
             // pending one's route.
-            tx.idx.clear();
+            tx.clear();
             let mut dest: Option<Dest> = None;
             each_rcpt(&entry, None, &mut |i, addr| {
-                let done =
-                    if i >= RCPTS_MAX { !first_try } else { st.is_done(i) || tried[i / 8] & (1 << (i % 8)) != 0 };
-                if done {
+                if st.is_done(i) || tried[i / 8] & (1 << (i % 8)) != 0 {
                     return true;
                 }
-                // Past the tracked recipients: bounced on the first try.
-                let d = if i >= RCPTS_MAX { Dest::Unroutable } else { self.route(addr) };
+                let d = self.route(addr);
                 if dest.is_none() {
                     dest = Some(d);
                 }
                 if dest == Some(d) {
-                    if i < RCPTS_MAX {
-                        tried[i / 8] |= 1 << (i % 8);
-                    }
-                    let _ = tx.idx.push(i as u16);
+                    tried[i / 8] |= 1 << (i % 8);
+                    let r = TxRcpt { i: i as u16, outcome: Outcome::Local, accepted: false, text: ByteBuf::new() };
+                    let _ = tx.push(r);
                 }
-                tx.idx.len() < RCPTS_PER_TRANSACTION
+                tx.len() < RCPTS_PER_TRANSACTION
             });
             let Some(dest) = dest else { break };
-            if tx.idx.is_empty() {
+            if tx.is_empty() {
                 break;
             }
             let mut relay = ByteBuf::<RELAY_TEXT_MAX>::new();
@@ -420,59 +417,48 @@ impl Queue<'_> {
                     self.smtp(p, addr, relay.as_slice(), &entry, sender.as_slice(), &mut tx);
                 }
                 Dest::Qmqp => {
-                    relay.extend(b"qmqpservers");
+                    add(&mut relay, b"qmqpservers");
                     self.qmqp(&entry, sender.as_slice(), &mut tx, &mut relay);
                 }
-                Dest::Unroutable if tx.idx.first().is_some_and(|&i| i as usize >= RCPTS_MAX) => {
-                    relay.extend(b"-");
-                    tx.set_all(Outcome::Failed, b"552 5.5.3 too many recipients in one spool entry");
-                }
                 Dest::Unroutable => {
-                    relay.extend(b"-");
-                    tx.set_all(Outcome::Local, b"no route in control/smtproutes (picoq does no DNS)");
+                    add(&mut relay, b"-");
+                    set_all(&mut tx, Outcome::Local, b"no route in control/smtproutes (picoq does no DNS)");
                 }
             }
-            if expired {
-                for k in 0..tx.idx.len() {
-                    if tx.outcome[k] == Outcome::Deferred {
-                        tx.outcome[k] = Outcome::Failed;
-                        tx.text[k].extend(b" (queue lifetime exceeded)");
+            let mut failed: Option<&TxRcpt> = None;
+            for r in tx.iter_mut() {
+                if expired && r.outcome == Outcome::Deferred {
+                    r.outcome = Outcome::Failed;
+                    add(&mut r.text, b" (queue lifetime exceeded)");
+                }
+                self.log(id, &entry, r.i as usize, relay.as_slice(), r.outcome, r.text.as_slice());
+            }
+            for r in tx.iter() {
+                match r.outcome {
+                    Outcome::Delivered => st.set_done(r.i as usize),
+                    Outcome::Failed => failed = failed.or(Some(r)),
+                    o => {
+                        left_remote |= o == Outcome::Deferred;
+                        left_local |= o == Outcome::Local;
+                        st.error.clear();
+                        add(&mut st.error, r.text.as_slice());
+                        st.local = o == Outcome::Local;
                     }
                 }
             }
-            let mut any_failed = false;
-            for k in 0..tx.idx.len() {
-                let i = tx.idx[k] as usize;
-                self.log(id, &entry, i, relay.as_slice(), tx.outcome[k], tx.text[k].as_slice());
-                match tx.outcome[k] {
-                    Outcome::Delivered => st.set_done(i),
-                    Outcome::Deferred => left_remote = true,
-                    Outcome::Local => left_local = true,
-                    Outcome::Failed => any_failed = true,
-                }
-                if tx.outcome[k] != Outcome::Delivered && tx.outcome[k] != Outcome::Failed {
-                    st.error.clear();
-                    st.error.extend(tx.text[k].as_slice());
-                    st.local = tx.outcome[k] == Outcome::Local;
-                }
-            }
-            if any_failed {
-                let bounceable = !sender.is_empty() && sender.as_slice() != b"#@[]";
-                if !bounceable {
+            if let Some(f) = failed {
+                if sender.is_empty() || sender.as_slice() == b"#@[]" {
                     // Never bounce a bounce.
-                    let k = tx.outcome.iter().position(|&o| o == Outcome::Failed).unwrap_or(0);
                     let mut why = ByteBuf::<DIAG_MAX>::new();
-                    why.extend(b"undeliverable bounce: ");
-                    why.extend(tx.text[k].as_slice());
+                    add(&mut why, b"undeliverable bounce: ");
+                    add(&mut why, f.text.as_slice());
                     self.park(name, &mut st, why.as_slice());
                     return;
                 }
-                match self.bounce(p, id, &entry, sender.as_slice(), &tx, relay.as_slice()) {
+                match self.bounce(id, &entry, sender.as_slice(), &tx, relay.as_slice()) {
                     Ok(()) => {
-                        for k in 0..tx.idx.len() {
-                            if tx.outcome[k] == Outcome::Failed {
-                                st.set_done(tx.idx[k] as usize);
-                            }
+                        for r in tx.iter().filter(|r| r.outcome == Outcome::Failed) {
+                            st.set_done(r.i as usize);
                         }
                         p.bounced = true;
                     }
@@ -496,8 +482,8 @@ impl Queue<'_> {
             // the setup is at fault, not the message. Parked for the
             // administrator, never bounced.
             let mut why = ByteBuf::<STATE_TEXT_MAX>::new();
-            why.extend(b"queue lifetime exceeded; last error: ");
-            why.extend(st.error.as_slice());
+            add(&mut why, b"queue lifetime exceeded; last error: ");
+            add(&mut why, st.error.as_slice());
             self.park(name, &mut st, why.as_slice());
             return;
         }
@@ -505,7 +491,7 @@ impl Queue<'_> {
         st.delay = if st.delay == 0 { self.cfg.retry_min } else { st.delay.saturating_mul(2).min(self.cfg.retry_max) };
         st.next = p.now + st.delay as u64;
         p.next = p.next.min(st.next);
-        if let Err(e) = st.write(self.info.as_fd(), id) {
+        if let Err(e) = st.write(self.info.as_fd(), name) {
             DIE.warn_io(b"unable to write queue/info/", id, IoError::Os(e));
         }
     }
@@ -515,54 +501,41 @@ impl Queue<'_> {
     }
 
     /// `ID to ADDR via RELAY: RESULT: TEXT`, one line per recipient.
+    #[inline(never)]
     fn log(&self, id: &[u8], entry: &EntryFile, i: usize, relay: &[u8], o: Outcome, text: &[u8]) {
-        let mut line = Line::new();
-        line.push(b"queue-send: ");
-        line.push(id);
-        line.push(b" to <");
-        each_rcpt(entry, None, &mut |j, a| {
-            if j == i {
-                line.push(a);
-            }
-            j < i
-        });
-        line.push(b"> via ");
-        line.push(relay);
-        line.push(match o {
+        let result: &[u8] = match o {
             Outcome::Delivered => b": delivered: ",
             Outcome::Deferred => b": deferred: ",
             Outcome::Local => b": deferred (local): ",
             Outcome::Failed => b": failed: ",
+        };
+        each_rcpt(entry, None, &mut |j, a| {
+            if j == i {
+                DIE.info(&[id, b" to <", a, b"> via ", relay, result, text]);
+            }
+            j < i
         });
-        line.push(text);
-        let _ = write_all_nointr(sys::std_fd(2), line.finish());
     }
 
-    /// Moves an entry to `failed/` with its state and `why` in
-    /// `failed/NAME.state`.
+    /// Moves an entry to `failed/`; its state, `why` as the last error,
+    /// stays in `info/` (for `-l`, and for a requeue by `mv`).
     fn park(&self, name: &CStr, st: &mut State, why: &[u8]) {
         st.error.clear();
         push_sanitized(&mut st.error, why);
         let id = name.to_bytes();
-        let mut state_name = ByteBuf::<64>::new();
-        state_name.extend(id);
-        state_name.extend(b".state");
-        if let Err(e) = st.write(self.failed.as_fd(), state_name.as_slice()) {
-            DIE.warn_io(b"unable to write queue/failed/", state_name.as_slice(), IoError::Os(e));
-            return;
-        }
-        if let Err(e) = renameat(&self.new, name, &self.failed, name) {
+        let r = st.write(self.info.as_fd(), name).and_then(|_| renameat(&self.new, name, &self.failed, name));
+        if let Err(e) = r {
             DIE.warn_io(b"unable to move to queue/failed/ ", id, IoError::Os(e));
             return;
         }
-        let _ = unlinkat(&self.info, name, AtFlags::empty());
         DIE.info(&[b"queue-send: ", id, b" moved to queue/failed: ", st.error.as_slice()]);
     }
 
     /// One SMTP transaction on the pass's connection (opened when needed).
+    #[inline(never)]
     fn smtp(&self, p: &mut Pass, addr: ServerAddr, relay: &[u8], entry: &EntryFile, sender: &[u8], tx: &mut Tx) {
         if let Some((_, why)) = p.down.iter().find(|(a, _)| *a == addr) {
-            tx.set_all(Outcome::Local, why.as_slice());
+            set_all(tx, Outcome::Local, why.as_slice());
             return;
         }
         if p.conn.as_ref().is_some_and(|c| c.relay != addr)
@@ -575,7 +548,7 @@ impl Queue<'_> {
             match self.connect(addr, relay, &mut why) {
                 Some(c) => p.conn = Some(c),
                 None => {
-                    tx.set_all(Outcome::Local, why.as_slice());
+                    set_all(tx, Outcome::Local, why.as_slice());
                     let _ = p.down.push((addr, why));
                     return;
                 }
@@ -584,130 +557,122 @@ impl Queue<'_> {
         let Some(conn) = p.conn.as_mut() else { return };
         if let Err(e) = transaction(conn, entry, sender, tx) {
             let mut why = ByteBuf::<DIAG_MAX>::new();
-            why.extend(b"connection to ");
-            why.extend(relay);
-            why.extend(b" lost: ");
+            add(&mut why, b"connection to ");
+            add(&mut why, relay);
+            add(&mut why, b" lost: ");
             smtp_error_text(e, &mut why);
-            for k in 0..tx.idx.len() {
+            for r in tx.iter_mut() {
                 // Those already finished keep their result.
-                if tx.outcome[k] == Outcome::Local || tx.accepted[k] {
-                    tx.set(k, Outcome::Local, why.as_slice());
+                if r.outcome == Outcome::Local || r.accepted {
+                    r.set(Outcome::Local, why.as_slice());
                 }
             }
             p.conn = None;
-        } else if conn.dirty && tx.outcome.iter().take(tx.idx.len()).any(|&o| o == Outcome::Local) {
+        } else if conn.dirty && tx.iter().any(|r| r.outcome == Outcome::Local) {
             // A 421: the relay is closing.
             p.conn = None;
         }
     }
 
     /// Connects, reads the greeting, says EHLO (HELO when refused).
+    #[inline(never)]
     fn connect(&self, addr: ServerAddr, relay: &[u8], why: &mut ByteBuf<DIAG_MAX>) -> Option<Conn> {
-        why.extend(b"connect to ");
-        why.extend(relay);
+        add(why, b"connect to ");
+        add(why, relay);
         let sock = match connect_timeout(&addr, self.cfg.timeout_connect) {
             Ok(s) => s,
             Err(e) => {
                 let mut eb = picoq_core::errtext::ErrBuf::default();
-                why.extend(b" failed: ");
-                why.extend(match e {
-                    ConnectError::Timeout => b"timed out",
-                    ConnectError::Socket(e) | ConnectError::Refused(e) => picoq_core::errtext::errno_text(e, &mut eb),
-                });
+                add(why, b" failed: ");
+                add(
+                    why,
+                    match e {
+                        ConnectError::Timeout => b"timed out",
+                        ConnectError::Socket(e) | ConnectError::Refused(e) => {
+                            picoq_core::errtext::errno_text(e, &mut eb)
+                        }
+                    },
+                );
                 return None;
             }
         };
         set_nodelay(&sock);
-        let mut s = Session::new(sock, self.cfg.timeout_remote);
-        let r = (|| {
-            let g = s.read_reply(None)?;
-            if g.class() != 2 {
-                return Ok(Err(g));
-            }
-            s.command(&[b"EHLO ", self.cfg.helo.as_slice()])?;
-            s.flush()?;
-            let mut ext = Default::default();
-            let r = s.read_reply(Some(&mut ext))?;
-            if r.class() == 2 {
-                s.ext = ext;
-                return Ok(Ok(()));
-            }
-            s.command(&[b"HELO ", self.cfg.helo.as_slice()])?;
-            s.flush()?;
-            let r = s.read_reply(None)?;
-            Ok(if r.class() == 2 { Ok(()) } else { Err(r) })
-        })();
-        match r {
-            Ok(Ok(())) => Some(Conn { relay: addr, session: s, dirty: false }),
-            Ok(Err(reply)) => {
-                why.extend(b": greeting refused: ");
-                push_sanitized(why, reply.text.as_slice());
-                quit(Conn { relay: addr, session: s, dirty: false });
-                None
+        let mut c = Conn { relay: addr, session: Session::new(sock, self.cfg.timeout_remote), dirty: false };
+        match hello(&mut c.session, self.cfg.helo.as_slice()) {
+            Ok(None) => return Some(c),
+            Ok(Some(r)) => {
+                add(why, b": greeting or HELO refused: ");
+                push_sanitized(why, r.text.as_slice());
             }
             Err(e) => {
-                why.extend(b": ");
+                add(why, b": ");
                 smtp_error_text(e, why);
-                None
             }
         }
+        None
     }
 
     /// One QMQP packet to the first `control/qmqpservers` server that
     /// answers (only before the packet is sent: after that, a failure is
     /// a retry, never a second server).
+    #[inline(never)]
     fn qmqp(&self, entry: &EntryFile, sender: &[u8], tx: &mut Tx, relay: &mut ByteBuf<RELAY_TEXT_MAX>) {
-        let mut tail: Spill<'_, TAIL_MEM> = Spill::new(c"/tmp");
-        let mut r = qmqp::start_tail(&mut tail).and_then(|_| qmqp::push_address(&mut tail, sender));
-        let mut k = 0;
-        each_rcpt(entry, None, &mut |i, a| {
-            if tx.idx.get(k) == Some(&(i as u16)) {
-                k += 1;
-                r = r.and_then(|_| qmqp::push_address(&mut tail, a));
-            }
-            k < tx.idx.len()
-        });
-        if let Err(e) = r.and_then(|_| qmqp::finish_tail(&mut tail)) {
-            let mut eb = picoq_core::errtext::ErrBuf::default();
-            tx.set_all(Outcome::Local, picoq_core::errtext::errno_text(e, &mut eb));
-            return;
-        }
-        let mut why = ByteBuf::<DIAG_MAX>::new();
-        why.extend(b"no QMQP server answered");
+        // The packet's length first (its content: the message's netstring,
+        // the sender's, each recipient's), then the packet is streamed: the
+        // message by sendfile, the addresses through the session's buffer.
+        let mut content = encoded_len(entry.message_len) + encoded_len(sender.len() as u64);
+        for_tx(entry, tx, &mut |_, a| content += encoded_len(a.len() as u64));
+        let mut why: &[u8] = b"no QMQP server answered";
         for server in &self.cfg.qmqp {
             relay.clear();
             relay_text(server, relay);
             let Ok(sock) = connect_timeout(server, self.cfg.timeout_connect) else { continue };
-            let msg = MessageFile { fd: entry.file.as_fd(), offset: HEADER_LEN as u64, len: entry.message_len };
-            if qmqp::send_packet(sock.as_fd(), &msg, &tail, self.cfg.timeout_remote).is_err() {
-                why.clear();
-                why.extend(b"QMQP packet not sent");
+            let mut s = Session::new(sock, self.cfg.timeout_remote);
+            if self.qmqp_packet(&mut s, entry, sender, tx, content).is_err() {
+                why = b"QMQP packet not sent";
                 break;
             }
             let mut buf = [0u8; qmqp::REPLY_MAX];
-            let (o, text): (Outcome, &[u8]) = match qmqp::read_reply(sock.as_fd(), self.cfg.timeout_remote, &mut buf) {
-                Ok(qmqp::Reply::Accepted(t)) => (Outcome::Delivered, t),
-                Ok(qmqp::Reply::Temporary(t)) => (Outcome::Deferred, t),
-                Ok(qmqp::Reply::Permanent(t)) => (Outcome::Failed, t),
-                Err(_) => (Outcome::Local, b"no valid QMQP reply"),
-            };
+            let (o, code, text): (Outcome, &[u8], &[u8]) =
+                match qmqp::read_reply(s.fd(), self.cfg.timeout_remote, &mut buf) {
+                    Ok(qmqp::Reply::Accepted(t)) => (Outcome::Delivered, b"250 ", t),
+                    Ok(qmqp::Reply::Temporary(t)) => (Outcome::Deferred, b"451 ", t),
+                    Ok(qmqp::Reply::Permanent(t)) => (Outcome::Failed, b"554 ", t),
+                    Err(_) => (Outcome::Local, b"", b"no valid QMQP reply"),
+                };
             let mut t = ByteBuf::<DIAG_MAX>::new();
-            t.extend(match o {
-                Outcome::Delivered => b"250 ",
-                Outcome::Deferred => b"451 ",
-                Outcome::Failed => b"554 ",
-                Outcome::Local => b"",
-            });
+            add(&mut t, code);
             push_sanitized(&mut t, text);
-            tx.set_all(o, t.as_slice());
+            set_all(tx, o, t.as_slice());
             return;
         }
-        tx.set_all(Outcome::Local, why.as_slice());
+        set_all(tx, Outcome::Local, why);
+    }
+
+    fn qmqp_packet(&self, s: &mut Session, entry: &EntryFile, sender: &[u8], tx: &Tx, content: u64) -> Result<(), ()> {
+        let mut h = [0u8; HEADER_MAX];
+        s.put(netstring::header(content, &mut h)).map_err(drop)?;
+        s.put(netstring::header(entry.message_len, &mut h)).map_err(drop)?;
+        s.flush().map_err(drop)?;
+        send_file_range(s.fd(), entry.file.as_fd(), HEADER_LEN as u64, entry.message_len, self.cfg.timeout_remote)
+            .map_err(drop)?;
+        let mut r = s.put(b",");
+        let mut put = |s: &mut Session, a: &[u8]| {
+            let mut h = [0u8; HEADER_MAX];
+            r = core::mem::replace(&mut r, Ok(()))
+                .and_then(|_| s.put(netstring::header(a.len() as u64, &mut h)))
+                .and_then(|_| s.put(a))
+                .and_then(|_| s.put(b","));
+        };
+        put(s, sender);
+        for_tx(entry, tx, &mut |_, a| put(s, a));
+        r.and_then(|_| s.put(b",")).and_then(|_| s.flush()).map_err(drop)
     }
 
     /// Queues a DSN for the transaction's failed recipients to `to`, with
     /// the commit protocol of queue-spool (durable before this returns).
-    fn bounce(&self, p: &Pass, id: &[u8], entry: &EntryFile, to: &[u8], tx: &Tx, relay: &[u8]) -> Result<(), Errno> {
+    #[inline(never)]
+    fn bounce(&self, id: &[u8], entry: &EntryFile, to: &[u8], tx: &Tx, relay: &[u8]) -> Result<(), Errno> {
         let now = sys::unix_time();
         let pid = getpid().as_raw_nonzero().get() as u32;
         let draft = self.spool.create(now, pid).map_err(|e| match e {
@@ -718,16 +683,15 @@ impl Queue<'_> {
         spool::write_received(&mut out, pid, Some(getuid().as_raw()), now);
         let r = dsn::Report { me: self.cfg.me.as_slice(), id, arrival: spool::entry_secs(id), now, to };
         dsn::start(&mut out, &r);
-        let failed = |k: usize| tx.outcome[k] == Outcome::Failed;
-        for_failed(entry, tx, &mut |k, a| {
-            if failed(k) {
-                dsn::text_failure(&mut out, a, tx.text[k].as_slice());
+        for_tx(entry, tx, &mut |r, a| {
+            if r.outcome == Outcome::Failed {
+                dsn::text_failure(&mut out, a, r.text.as_slice());
             }
         });
         dsn::status_start(&mut out, &r);
-        for_failed(entry, tx, &mut |k, a| {
-            if failed(k) {
-                let t = tx.text[k].as_slice();
+        for_tx(entry, tx, &mut |r, a| {
+            if r.outcome == Outcome::Failed {
+                let t = r.text.as_slice();
                 let status = if t.ends_with(b"(queue lifetime exceeded)") {
                     &b"4.4.7"[..]
                 } else {
@@ -740,7 +704,6 @@ impl Queue<'_> {
         dsn::headers_start(&mut out, &r);
         let ended = copy_header(entry, &mut out);
         dsn::finish(&mut out, &r, ended);
-        let _ = p;
         let message_len = w.written;
         w.put(b"F\0T");
         w.put(to);
@@ -757,7 +720,8 @@ impl Queue<'_> {
 
 /// The message's header (up to its empty line, at most
 /// `dsn::HEADERS_MAX` bytes); whether what was copied ended with LF.
-fn copy_header(entry: &EntryFile, out: &mut impl FnMut(&[u8])) -> bool {
+#[inline(never)]
+fn copy_header(entry: &EntryFile, out: &mut dyn FnMut(&[u8])) -> bool {
     let mut r = entry.message();
     r.end = r.end.min(r.offset + dsn::HEADERS_MAX);
     let mut buf = [0u8; READ_BUF];
@@ -789,15 +753,14 @@ fn copy_header(entry: &EntryFile, out: &mut impl FnMut(&[u8])) -> bool {
     last_lf
 }
 
-/// Calls `each(k, addr)` for each recipient of `tx` (k: its place in tx).
-fn for_failed(entry: &EntryFile, tx: &Tx, each: &mut dyn FnMut(usize, &[u8])) {
-    let mut k = 0;
+/// Calls `each(recipient, address)` for each recipient of `tx`.
+fn for_tx(entry: &EntryFile, tx: &Tx, each: &mut dyn FnMut(&TxRcpt, &[u8])) {
+    let mut it = tx.iter().peekable();
     each_rcpt(entry, None, &mut |i, a| {
-        if tx.idx.get(k) == Some(&(i as u16)) {
-            each(k, a);
-            k += 1;
+        if let Some(r) = it.next_if(|r| r.i as usize == i) {
+            each(r, a);
         }
-        k < tx.idx.len()
+        it.peek().is_some()
     });
 }
 
@@ -814,7 +777,7 @@ fn each_rcpt(
         Ok(s) => {
             if let Some(out) = sender {
                 out.clear();
-                out.extend(s);
+                add(out, s);
             }
         }
         Err(_) => return false,
@@ -837,11 +800,10 @@ fn each_rcpt(
 /// RSET (when the last transaction was left open), MAIL, RCPTs, DATA,
 /// the message: pipelined when the relay offers PIPELINING (RFC 2920),
 /// else one command at a time.
+#[inline(never)]
 fn transaction(conn: &mut Conn, entry: &EntryFile, sender: &[u8], tx: &mut Tx) -> Result<(), SmtpError> {
     let s = &mut conn.session;
     let pipe = s.ext.pipelining;
-    let n = tx.idx.len();
-    tx.accepted = [false; RCPTS_PER_TRANSACTION];
     let rset = conn.dirty;
     conn.dirty = true;
     if rset {
@@ -859,24 +821,20 @@ fn transaction(conn: &mut Conn, entry: &EntryFile, sender: &[u8], tx: &mut Tx) -
         s.flush()?;
         let r = s.read_reply(None)?;
         if r.class() != 2 {
-            tx.idx.iter().enumerate().for_each(|_| {});
-            for k in 0..n {
-                tx.reply(k, &r);
-            }
+            tx.iter_mut().for_each(|t| t.reply(&r));
             return Ok(());
         }
     }
     let mut k = 0;
+    let n = tx.len();
     let mut err = Ok(());
     each_rcpt(entry, None, &mut |i, a| {
-        if tx.idx.get(k) == Some(&(i as u16)) {
-            err = err.and_then(|_| s.command(&[b"RCPT TO:<", a, b">"]));
-            if !pipe {
-                err = err.and_then(|_| s.flush()).and_then(|_| {
-                    let r = s.read_reply(None)?;
-                    tx.reply(k, &r);
-                    tx.accepted[k] = r.class() == 2;
-                    Ok(())
+        if let Some(t) = tx.get_mut(k).filter(|t| t.i as usize == i) {
+            err = s.command(&[b"RCPT TO:<", a, b">"]);
+            if !pipe && err.is_ok() {
+                err = s.flush().and_then(|_| s.read_reply(None)).map(|r| {
+                    t.reply(&r);
+                    t.accepted = r.class() == 2;
                 });
             }
             k += 1;
@@ -884,7 +842,7 @@ fn transaction(conn: &mut Conn, entry: &EntryFile, sender: &[u8], tx: &mut Tx) -
         k < n && err.is_ok()
     });
     err?;
-    if !pipe && !tx.accepted[..n].iter().any(|&a| a) {
+    if !pipe && !tx.iter().any(|t| t.accepted) {
         return Ok(());
     }
     s.command(&[b"DATA"])?;
@@ -894,55 +852,78 @@ fn transaction(conn: &mut Conn, entry: &EntryFile, sender: &[u8], tx: &mut Tx) -
             s.read_reply(None)?;
         }
         let mail = s.read_reply(None)?;
-        for k in 0..n {
+        for t in tx.iter_mut() {
             let r = s.read_reply(None)?;
-            if mail.class() != 2 {
-                tx.reply(k, &mail);
-            } else {
-                tx.reply(k, &r);
-                tx.accepted[k] = r.class() == 2;
-            }
+            let r = if mail.class() != 2 { &mail } else { &r };
+            t.reply(r);
+            t.accepted = r.class() == 2;
         }
     }
     let data = s.read_reply(None)?;
-    let any = tx.accepted[..n].iter().any(|&a| a);
-    if data.class() != 3 {
-        for k in 0..n {
-            if tx.accepted[k] {
-                tx.reply(k, &data);
-                tx.accepted[k] = false;
-            }
-        }
-        return Ok(());
-    }
-    if !any {
+    if data.class() == 3 && !tx.iter().any(|t| t.accepted) {
         // 354 with no recipient: end the data at once (RFC 2920 §3.1).
         s.put(b".\r\n")?;
         s.flush()?;
         s.read_reply(None)?;
         return Ok(());
     }
-    let mut msg = entry.message();
-    if s.send_data(|b| msg.read(b))?.is_err() {
-        // The entry can't be read: never end a cut message with the dot.
-        return Err(SmtpError::Io(IoError::Os(Errno::IO)));
-    }
-    let fin = s.read_reply(None)?;
-    for k in 0..n {
-        if tx.accepted[k] {
-            tx.reply(k, &fin);
-            tx.accepted[k] = false;
+    let fin = if data.class() == 3 {
+        let mut msg = entry.message();
+        if s.send_data(|b| msg.read(b))?.is_err() {
+            // The entry can't be read: never end a cut message with the dot.
+            return Err(SmtpError::Io(IoError::Os(Errno::IO)));
         }
+        let fin = s.read_reply(None)?;
+        conn.dirty = fin.class() != 2;
+        fin
+    } else {
+        data
+    };
+    for t in tx.iter_mut().filter(|t| t.accepted) {
+        t.reply(&fin);
+        t.accepted = false;
     }
-    conn.dirty = fin.class() != 2;
     if fin.code == 421 {
-        for k in 0..n {
-            if tx.outcome[k] == Outcome::Deferred {
-                tx.outcome[k] = Outcome::Local;
-            }
-        }
+        // The relay is closing: local trouble, like a lost connection.
+        tx.iter_mut().filter(|t| t.outcome == Outcome::Deferred).for_each(|t| t.outcome = Outcome::Local);
     }
     Ok(())
+}
+
+/// Reads the greeting, says EHLO, HELO when EHLO is refused; the
+/// refusing reply, if any.
+fn hello(s: &mut Session, helo: &[u8]) -> Result<Option<Reply>, SmtpError> {
+    let g = s.read_reply(None)?;
+    if g.class() != 2 {
+        return Ok(Some(g));
+    }
+    for verb in [&b"EHLO "[..], b"HELO "] {
+        s.command(&[verb, helo])?;
+        s.flush()?;
+        let mut ext = Default::default();
+        let r = s.read_reply(Some(&mut ext))?;
+        if r.class() == 2 {
+            if verb == b"EHLO " {
+                s.ext = ext;
+            }
+            return Ok(None);
+        }
+        if verb == b"HELO " {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+/// Appends to a bounded text (cut when full), out of line: one copy of
+/// the code for all the texts.
+#[inline(never)]
+fn add<const N: usize>(b: &mut ByteBuf<N>, s: &[u8]) {
+    for &c in s {
+        if !b.push(c) {
+            return;
+        }
+    }
 }
 
 /// QUIT, its reply, close (best effort: the work is done).
@@ -954,12 +935,15 @@ fn quit(mut c: Conn) {
 
 fn smtp_error_text<const N: usize>(e: SmtpError, out: &mut ByteBuf<N>) {
     let mut eb = picoq_core::errtext::ErrBuf::default();
-    out.extend(match e {
-        SmtpError::Io(IoError::Timeout) => b"timed out",
-        SmtpError::Io(IoError::Os(e)) => picoq_core::errtext::errno_text(e, &mut eb),
-        SmtpError::Eof => b"closed by the relay",
-        SmtpError::Malformed => b"not an SMTP reply",
-    });
+    add(
+        out,
+        match e {
+            SmtpError::Io(IoError::Timeout) => b"timed out",
+            SmtpError::Io(IoError::Os(e)) => picoq_core::errtext::errno_text(e, &mut eb),
+            SmtpError::Eof => b"closed by the relay",
+            SmtpError::Malformed => b"not an SMTP reply",
+        },
+    );
 }
 
 /// `1.2.3.4:25` or `[0:0:0:0:0:0:0:1]:25`.
@@ -971,7 +955,7 @@ fn relay_text<const N: usize>(a: &ServerAddr, out: &mut ByteBuf<N>) {
                 if j > 0 {
                     out.push(b'.');
                 }
-                out.extend(fmt_u64(*b as u64, &mut d));
+                add(out, fmt_u64(*b as u64, &mut d));
             }
         }
         ServerAddr::V6(ip, _) => {
@@ -980,31 +964,25 @@ fn relay_text<const N: usize>(a: &ServerAddr, out: &mut ByteBuf<N>) {
                 if j > 0 {
                     out.push(b':');
                 }
-                let v = u16::from_be_bytes([g[0], g[1]]);
-                let hex = b"0123456789abcdef";
-                let mut started = false;
-                for sh in [12, 8, 4, 0] {
-                    let x = (v >> sh) & 15;
-                    if x != 0 || started || sh == 0 {
-                        out.push(hex[x as usize]);
-                        started = true;
-                    }
+                for &b in g {
+                    out.push(b"0123456789abcdef"[(b >> 4) as usize]);
+                    out.push(b"0123456789abcdef"[(b & 15) as usize]);
                 }
             }
             out.push(b']');
         }
     }
     out.push(b':');
-    out.extend(fmt_u64(a.port() as u64, &mut d));
+    add(out, fmt_u64(a.port() as u64, &mut d));
 }
 
 /// `-l`: one line per entry of `new/` and `failed/`: id, age, sender,
 /// recipients left, last error.
 fn list(spool: &Spool) {
     let now = sys::unix_time();
+    let info = open_queue_dir(spool, c"info").ok();
     for (dir_name, failed) in [(c"new", false), (c"failed", true)] {
         let Ok(dir) = open_queue_dir(spool, dir_name) else { continue };
-        let info = if failed { None } else { open_queue_dir(spool, c"info").ok() };
         let r = for_each_entry(dir.as_fd(), |name| {
             list_one(dir.as_fd(), info.as_ref().map(|f| f.as_fd()), name, now, failed)
         });
@@ -1017,48 +995,33 @@ fn list(spool: &Spool) {
 fn list_one(dir: BorrowedFd<'_>, info: Option<BorrowedFd<'_>>, name: &CStr, now: u64, failed: bool) {
     let id = name.to_bytes();
     let Ok(entry) = EntryFile::open(dir, name) else { return };
-    let st = match info {
-        Some(info) => State::read(info, name),
-        None => {
-            let mut n = ByteBuf::<64>::new();
-            n.extend(id);
-            n.extend(b".state\0");
-            CStr::from_bytes_with_nul(n.as_slice()).ok().and_then(|c| State::read(dir, c))
-        }
-    }
-    .unwrap_or_default();
-    let mut d = [0u8; U64_DIGITS];
-    let mut line = Line::new();
-    line.push(id);
-    line.push(if failed { b" failed" } else { b" queued" });
-    line.push(b" age ");
-    line.push(fmt_u64(now.saturating_sub(spool::entry_secs(id)), &mut d));
-    line.push(b"s from <");
+    let st = info.and_then(|info| State::read(info, name)).unwrap_or_default();
     let mut sender = ByteBuf::<ADDR_MAX>::new();
-    let mut left = 0u64;
-    let mut total = 0u64;
-    let mut rcpts = ByteBuf::<{ picoq_core::die::LINE_MAX }>::new();
-    each_rcpt(&entry, Some(&mut sender), &mut |i, a| {
+    let (mut left, mut total) = (0u64, 0u64);
+    each_rcpt(&entry, Some(&mut sender), &mut |i, _| {
         total += 1;
-        let done = if i >= RCPTS_MAX { st.tries > 0 } else { st.is_done(i) };
-        if !done {
-            left += 1;
-            rcpts.extend(b" <");
-            rcpts.extend(a);
-            rcpts.extend(b">");
+        left += !st.is_done(i) as u64;
+        true
+    });
+    let (mut d1, mut d2, mut d3) = ([0u8; U64_DIGITS], [0u8; U64_DIGITS], [0u8; U64_DIGITS]);
+    let age = fmt_u64(now.saturating_sub(spool::entry_secs(id)), &mut d1);
+    let status: &[u8] = if failed { b" failed age " } else { b" queued age " };
+    let err: &[u8] = if st.error.is_empty() { b"" } else { b" last error: " };
+    say(&[id, status, age, b"s from <", sender.as_slice(), b"> left ", fmt_u64(left, &mut d2), b"/"]);
+    say(&[fmt_u64(total, &mut d3), err, st.error.as_slice(), b"\n"]);
+    each_rcpt(&entry, None, &mut |i, a| {
+        if !st.is_done(i) {
+            say(&[b"  to <", a, b">\n"]);
         }
         true
     });
-    line.push(sender.as_slice());
-    line.push(b"> left ");
-    line.push(fmt_u64(left, &mut d));
-    line.push(b"/");
-    line.push(fmt_u64(total, &mut d));
-    line.push(b":");
-    line.push(rcpts.as_slice());
-    if !st.error.is_empty() {
-        line.push(b" last error: ");
-        line.push(st.error.as_slice());
+}
+
+/// Writes the parts to descriptor 1 (the listing), in one writev.
+fn say(parts: &[&[u8]]) {
+    let mut v = [IoSlice::new(b""); 8];
+    for (slot, p) in v.iter_mut().zip(parts) {
+        *slot = IoSlice::new(p);
     }
-    let _ = write_all_nointr(sys::std_fd(1), line.finish());
+    let _ = picoq_core::rustix::io::writev(sys::std_fd(1), &v[..parts.len().min(8)]);
 }

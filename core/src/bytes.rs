@@ -25,6 +25,13 @@ pub fn memchr(byte: u8, hay: &[u8]) -> Option<usize> {
     hay[at..].iter().position(|&b| b == byte).map(|i| at + i)
 }
 
+/// ASCII case-insensitive equality, byte by byte: the standard
+/// library's version is unrolled for speed, several hundred bytes of code
+/// for comparisons picoq makes a few times per message.
+pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,18 +28,18 @@ pub struct Report<'a> {
     pub to: &'a [u8],
 }
 
-fn boundary(out: &mut impl FnMut(&[u8]), r: &Report<'_>) {
+fn boundary(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
     out(b"--picoq=_");
     out(r.id);
 }
 
-fn date(out: &mut impl FnMut(&[u8]), unix: u64) {
+fn date(out: &mut dyn FnMut(&[u8]), unix: u64) {
     let mut d = [0u8; DATE_MAX];
     out(date822(unix, &mut d));
 }
 
 /// The bounce's header and the start of its text part.
-pub fn start(out: &mut impl FnMut(&[u8]), r: &Report<'_>) {
+pub fn start(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
     let mut n = [0u8; U64_DIGITS];
     out(b"From: MAILER-DAEMON@");
     out(r.me);
@@ -64,7 +64,7 @@ pub fn start(out: &mut impl FnMut(&[u8]), r: &Report<'_>) {
 }
 
 /// One failed recipient in the text part.
-pub fn text_failure(out: &mut impl FnMut(&[u8]), rcpt: &[u8], diagnostic: &[u8]) {
+pub fn text_failure(out: &mut dyn FnMut(&[u8]), rcpt: &[u8], diagnostic: &[u8]) {
     out(b"\n<");
     out(rcpt);
     out(b">:\n");
@@ -74,7 +74,7 @@ pub fn text_failure(out: &mut impl FnMut(&[u8]), rcpt: &[u8], diagnostic: &[u8])
 
 /// Ends the text part; starts the delivery-status part with its
 /// per-message fields.
-pub fn status_start(out: &mut impl FnMut(&[u8]), r: &Report<'_>) {
+pub fn status_start(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
     out(b"\n");
     boundary(out, r);
     out(b"\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; ");
@@ -87,7 +87,7 @@ pub fn status_start(out: &mut impl FnMut(&[u8]), r: &Report<'_>) {
 /// One failed recipient's fields. `status` is an RFC 3463 code (`5.1.1`),
 /// `diagnostic` the relay's reply (`550 5.1.1 no such user`) or picoq's
 /// reason, `remote` the relay's address when one answered.
-pub fn status_failure(out: &mut impl FnMut(&[u8]), rcpt: &[u8], status: &[u8], diagnostic: &[u8], remote: &[u8]) {
+pub fn status_failure(out: &mut dyn FnMut(&[u8]), rcpt: &[u8], status: &[u8], diagnostic: &[u8], remote: &[u8]) {
     out(b"\nFinal-Recipient: rfc822; ");
     out(rcpt);
     out(b"\nAction: failed\nStatus: ");
@@ -103,14 +103,14 @@ pub fn status_failure(out: &mut impl FnMut(&[u8]), rcpt: &[u8], status: &[u8], d
 
 /// Ends the status part; starts the part with the original header, which
 /// the caller writes next (up to its empty line, at most `HEADERS_MAX`).
-pub fn headers_start(out: &mut impl FnMut(&[u8]), r: &Report<'_>) {
+pub fn headers_start(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
     out(b"\n");
     boundary(out, r);
     out(b"\nContent-Type: text/rfc822-headers\n\n");
 }
 
 /// Ends the bounce.
-pub fn finish(out: &mut impl FnMut(&[u8]), r: &Report<'_>, header_ended_with_lf: bool) {
+pub fn finish(out: &mut dyn FnMut(&[u8]), r: &Report<'_>, header_ended_with_lf: bool) {
     if !header_ended_with_lf {
         out(b"\n");
     }

@@ -102,7 +102,7 @@ impl Routes {
         let mut start = 0;
         for &(end, relay) in &self.lines {
             let d = &self.domains.as_slice()[start..end as usize];
-            if d.eq_ignore_ascii_case(key) {
+            if crate::bytes::eq_ignore_case(d, key) {
                 return Some(relay);
             }
             start = end as usize;

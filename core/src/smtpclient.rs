@@ -8,7 +8,7 @@
 //! of a reply (for logs and bounces) is cut to `TEXT_MAX`, printable ASCII
 //! only, so a relay can't inject line breaks into a log or a bounce.
 
-use crate::bytes::memchr;
+use crate::bytes::{eq_ignore_case, memchr};
 use crate::io::{IoError, read_timeout, write_all_timeout};
 use crate::sys::ByteBuf;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -61,9 +61,9 @@ pub struct Extensions {
 /// Notes the keyword of one EHLO reply line's text (after `250-`).
 fn note_keyword(text: &[u8], ext: &mut Extensions) {
     let word = text.split(|&b| b == b' ').next().unwrap_or(text);
-    if word.eq_ignore_ascii_case(b"PIPELINING") {
+    if eq_ignore_case(word, b"PIPELINING") {
         ext.pipelining = true;
-    } else if word.eq_ignore_ascii_case(b"SIZE") {
+    } else if eq_ignore_case(word, b"SIZE") {
         ext.size = true;
     }
 }
@@ -82,6 +82,7 @@ pub struct Session {
 impl Session {
     /// A session over a connected socket; `secs` bounds every read and
     /// write.
+    #[inline(never)]
     pub fn new(sock: OwnedFd, secs: u32) -> Session {
         Session { sock, secs, inbuf: [0; IN_BUF], pos: 0, end: 0, out: ByteBuf::new(), ext: Extensions::default() }
     }
@@ -91,6 +92,7 @@ impl Session {
     }
 
     /// Queues bytes for the relay; writes out what is queued when full.
+    #[inline(never)]
     pub fn put(&mut self, b: &[u8]) -> Result<(), SmtpError> {
         if self.out.extend(b) {
             return Ok(());
@@ -103,6 +105,7 @@ impl Session {
     }
 
     /// Writes out what is queued.
+    #[inline(never)]
     pub fn flush(&mut self) -> Result<(), SmtpError> {
         let r = write_all_timeout(self.sock.as_fd(), self.out.as_slice(), self.secs).map_err(SmtpError::Io);
         self.out.clear();
@@ -110,6 +113,7 @@ impl Session {
     }
 
     /// A command line: the parts, then CRLF.
+    #[inline(never)]
     pub fn command(&mut self, parts: &[&[u8]]) -> Result<(), SmtpError> {
         for p in parts {
             self.put(p)?;
@@ -235,6 +239,7 @@ impl Session {
 
 /// Appends `s` to `out` with every byte outside printable ASCII as `?`,
 /// silently stopping when `out` is full.
+#[inline(never)]
 pub fn push_sanitized<const N: usize>(out: &mut ByteBuf<N>, s: &[u8]) {
     for &b in s {
         if !out.push(if (0x20..0x7f).contains(&b) { b } else { b'?' }) {

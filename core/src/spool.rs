@@ -486,40 +486,32 @@ impl State {
         Some(s)
     }
 
-    /// Writes the state as `dir/name` crash-safely: `name.tmp`, fsync,
-    /// rename.
-    pub fn write(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
-        let mut tmp = ByteBuf::<{ NAME_MAX + 8 }>::new();
-        tmp.extend(name);
-        tmp.extend(b".tmp\0");
-        let tmp_name = CStr::from_bytes_with_nul(tmp.as_slice()).map_err(|_| Errno::INVAL)?;
-        let mut final_buf = ByteBuf::<{ NAME_MAX + 8 }>::new();
-        final_buf.extend(name);
-        final_buf.push(0);
-        let final_name = CStr::from_bytes_with_nul(final_buf.as_slice()).map_err(|_| Errno::INVAL)?;
+    /// Writes the state as `dir/name` crash-safely: `dir/.tmp`, fsync,
+    /// rename over `name`. One fixed temporary name is enough: only the
+    /// holder of the spool's lock (one queue-send) writes states.
+    pub fn write(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+        let tmp_name = c".tmp";
+        let final_name = name;
+        let mut b = ByteBuf::<STATE_MAX>::new();
+        let mut d = [0u8; U64_DIGITS];
+        b.extend(STATE_MAGIC);
+        for n in [self.next, self.delay as u64, self.tries as u64] {
+            b.extend(fmt_u64(n, &mut d));
+            b.push(b' ');
+        }
+        b.extend(if self.local { b"L\n" } else { b"R\n" });
+        b.extend(self.error.as_slice());
+        b.push(b'\n');
+        b.extend(&self.done);
         let file = openat(
             dir,
             tmp_name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::RUSR | Mode::WUSR,
         )?;
-        let mut w: FileWriter<'_, STATE_MAX> = FileWriter::new(file.as_fd());
-        let mut d = [0u8; U64_DIGITS];
-        w.put(STATE_MAGIC);
-        w.put(fmt_u64(self.next, &mut d));
-        w.put(b" ");
-        w.put(fmt_u64(self.delay as u64, &mut d));
-        w.put(b" ");
-        w.put(fmt_u64(self.tries as u64, &mut d));
-        w.put(if self.local { b" L\n" } else { b" R\n" });
-        w.put(self.error.as_slice());
-        w.put(b"\n");
-        w.put(&self.done);
-        let r = match w.flush() {
-            Some(e) => Err(e),
-            None => rustix::fs::fsync(&file),
-        };
-        if let Err(e) = r {
+        if let Err(e) =
+            write_all_nointr(file.as_fd(), b.as_slice()).map_err(IoError::errno).and_then(|_| rustix::fs::fsync(&file))
+        {
             let _ = unlinkat(dir, tmp_name, AtFlags::empty());
             return Err(e);
         }
