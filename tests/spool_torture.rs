@@ -141,7 +141,7 @@ fn kill_9_during_delivery_never_loses_and_duplicates_only_after_a_kill() {
         }
         msg.extend_from_slice(tag.as_bytes());
         msg.push(b'\n');
-        let two = rng.next() % 2 == 0;
+        let two = rng.next().is_multiple_of(2);
         let rcpts: Vec<String> = (0..1 + two as usize).map(|k| format!("r{k}@y.org")).collect();
         let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
         let env = support::envelope("s@x.org", &rcpt_refs);
