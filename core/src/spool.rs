@@ -8,7 +8,13 @@
 //! - `new/`: committed entries, named `SECS.INODE` — time and the file's
 //!   inode number, never anything from the envelope; the inode of a live
 //!   file is unique on its file system, so the name is too;
-//! - `failed/`: for queue-send (entries it gives up on);
+//! - `failed/`: entries queue-send gave up on (double bounces, malformed
+//!   entries, local trouble past the queue lifetime), moved there by
+//!   rename; `mv failed/NAME new/` requeues one;
+//! - `info/`: queue-send's state of each entry it has tried or parked,
+//!   `info/NAME` (see `State`): next retry, delay, tries, last error, one
+//!   bit per finished recipient; written to `info/.tmp`, fsynced, renamed
+//!   (only the holder of the lock on `queue/` writes there);
 //! - `trigger`: a FIFO queue-send reads; a byte written there starts a
 //!   delivery run at once.
 //!
@@ -22,6 +28,14 @@
 //! commit point), fsync `new/`, unlink `tmp/NAME`. A crash between link and
 //! unlink leaves a harmless name in `tmp/`, which queue-send removes after
 //! 36 hours.
+//!
+//! Delivery (queue-send, one runner: `flock` on `queue/`): a recipient is
+//! marked finished in `info/NAME` only after the relay's 2xx, or after the
+//! bounce for it is committed like any entry; the entry is removed (its
+//! state first) when every recipient is finished. A crash can lose a
+//! state update or a removal, never an entry: the cost is one repeated
+//! delivery, which is why removals and state updates after success are
+//! not fsynced for their own sake.
 
 use crate::io::{IoError, write_all_nointr};
 use crate::num::{U64_DIGITS, fmt_u64, put_dec};

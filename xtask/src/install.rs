@@ -166,7 +166,7 @@ pub fn main(args: &[String]) -> ExitCode {
     }
 }
 
-fn install(prefix: &str, destdir: Option<&str>) -> Result<(), String> {
+pub fn install(prefix: &str, destdir: Option<&str>) -> Result<(), String> {
     if !prefix.starts_with('/') || prefix.split('/').any(|c| c == "..") {
         return Err(format!("PREFIX must be an absolute path without .., got {prefix:?}"));
     }
