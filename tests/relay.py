@@ -10,8 +10,9 @@ the server's dot-unstuffing, CRLF kept) and, parsed with Python's email
 package, the MIME structure of reports (for bounces).
 
 RULES scripts refusals: {"rcpt": {"ADDR": ["550 5.1.1 no such user"]},
-"data": ["451 4.3.0 try later"]}: each list is consumed one reply per
-use (RCPT of that address, or DATA); an empty list accepts.
+"data": ["451 4.3.0 try later"], "ehlo": "502 5.5.1 no"}: each list is
+consumed one reply per use (RCPT of that address, or DATA); an empty list
+accepts; "ehlo" refuses every EHLO with that reply.
 """
 import base64
 import email
@@ -45,6 +46,12 @@ def report(content):
 
 
 class Handler:
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if rules.get("ehlo"):
+            return [rules["ehlo"]]
+        session.host_name = hostname
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         script = rules.get("rcpt", {}).get(address)
         if script:
@@ -59,6 +66,8 @@ class Handler:
         content = envelope.original_content
         rec = {
             "peer_port": str(session.peer[1]),
+            "helo": session.host_name or "",
+            "esmtp": str(session.extended_smtp),
             "mail_from": envelope.mail_from,
             "mail_options": " ".join(envelope.mail_options),
             "rcpt_tos": " ".join(envelope.rcpt_tos),

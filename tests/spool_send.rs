@@ -253,6 +253,46 @@ fn a_5xx_recipient_is_bounced_with_an_rfc3464_report() {
 }
 
 #[test]
+fn a_5xx_after_data_bounces_every_recipient() {
+    let _t = turn();
+    let p = port(5);
+    let i = setup(p);
+    let log = scratch("databounce").join("log");
+    let _r = relay(p, &log, r#"{"data": ["554 5.7.1 content rejected"]}"#);
+    submit(i, b"Subject: data-bounce\n\nx\n", "s@x.org", &["a@y.org", "b@y.org"]);
+    let err = ok(&run(i, &[]));
+    assert_eq!(err.matches(": failed: 554 5.7.1 content rejected").count(), 2, "{err}");
+    let got = relayed(&log);
+    assert_eq!(got.len(), 1, "only the bounce: {got:?}");
+    let dsn = &got[0];
+    assert_eq!(dsn["rcpt_tos"], "s@x.org");
+    assert_eq!(dsn["status.1.Final-Recipient"], "rfc822; a@y.org");
+    assert_eq!(dsn["status.2.Final-Recipient"], "rfc822; b@y.org");
+    assert_eq!(dsn["status.2.Status"], "5.7.1");
+    assert!(i.names("new").is_empty());
+}
+
+/// RFC 5321 §3.2: a client whose EHLO is refused may fall back to HELO.
+#[test]
+fn ehlo_refused_falls_back_to_helo() {
+    let _t = turn();
+    let p = port(3);
+    let i = setup(p);
+    i.set_control("helohost", Some("helo.example\n"));
+    let log = scratch("helo").join("log");
+    let _r = relay(p, &log, r#"{"ehlo": "502 5.5.1 EHLO not here"}"#);
+    submit(i, b"Subject: helo\n\nx\n", "s@x.org", &["a@y.org"]);
+    let err = ok(&run(i, &[]));
+    assert!(err.contains(": delivered: "), "{err}");
+    let got = relayed(&log);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["helo"], "helo.example");
+    assert_eq!(got[0]["esmtp"], "False", "a HELO session");
+    // Without EHLO there is no SIZE extension to use.
+    assert_eq!(got[0]["mail_options"], "");
+}
+
+#[test]
 fn partial_acceptance_retries_only_the_rest() {
     let _t = turn();
     let p = port(6);

@@ -528,7 +528,7 @@ impl Queue<'_> {
             DIE.warn_io(b"unable to move to queue/failed/ ", id, IoError::Os(e));
             return;
         }
-        DIE.info(&[b"queue-send: ", id, b" moved to queue/failed: ", st.error.as_slice()]);
+        DIE.info(&[id, b" moved to queue/failed: ", st.error.as_slice()]);
     }
 
     /// One SMTP transaction on the pass's connection (opened when needed).
