@@ -87,7 +87,7 @@ const _: () = assert!(DIAG_MAX <= STATE_TEXT_MAX && DIAG_MAX <= TEXT_MAX);
 picoq_core::entry!("queue-send", run);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode_ {
+enum RunMode {
     Once,
     Daemon,
     List,
@@ -108,9 +108,9 @@ struct Config {
 fn run(start: Start) -> ! {
     sys::block_sigpipe();
     let mode = match (start.arg(1).map(CStr::to_bytes), start.arg(2)) {
-        (None, _) => Mode_::Once,
-        (Some(b"-d"), None) => Mode_::Daemon,
-        (Some(b"-l"), None) => Mode_::List,
+        (None, _) => RunMode::Once,
+        (Some(b"-d"), None) => RunMode::Daemon,
+        (Some(b"-l"), None) => RunMode::List,
         _ => DIE.fatal(EXIT_USAGE, &[b"usage: queue-send [-d | -l]"]),
     };
     let home = start.env(b"PICOQ_HOME").unwrap_or(picoq_core::HOME);
@@ -118,7 +118,7 @@ fn run(start: Start) -> ! {
         let (spool::SpoolError::Home(errno) | spool::SpoolError::Create(errno) | spool::SpoolError::Write(errno)) = e;
         DIE.fatal_io(EXIT_SPOOL, b"unable to open the spool in ", home.to_bytes(), IoError::Os(errno))
     });
-    if mode == Mode_::List {
+    if mode == RunMode::List {
         list(&spool);
         sys::exit(0);
     }
@@ -148,7 +148,7 @@ fn run(start: Start) -> ! {
             .unwrap_or_else(|e| DIE.fatal_io(EXIT_SPOOL, b"unable to open queue/", name.to_bytes(), IoError::Os(e)))
     };
     let q = Queue { new: dir(c"new"), failed: dir(c"failed"), info: dir(c"info"), spool: &spool, cfg: &cfg };
-    if mode == Mode_::Once {
+    if mode == RunMode::Once {
         q.passes();
         sys::exit(0);
     }
