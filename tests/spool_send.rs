@@ -272,6 +272,29 @@ fn a_5xx_after_data_bounces_every_recipient() {
     assert!(i.names("new").is_empty());
 }
 
+/// An envelope address may hold any byte but NUL (qmail-queue's
+/// interface); one with a line break must not become two SMTP commands.
+#[test]
+fn an_address_with_a_line_break_is_refused_not_sent() {
+    let _t = turn();
+    let p = port(6);
+    let i = setup(p);
+    let log = scratch("crlf").join("log");
+    let _r = relay(p, &log, "{}");
+    submit(i, b"Subject: crlf\n\nx\n", "s@x.org", &["a@y.org\r\nRCPT TO:<evil@z.org>", "b@y.org"]);
+    let err = ok(&run(i, &[]));
+    assert!(
+        err.contains("to <a@y.org??RCPT TO:<evil@z.org>> via -: failed: 553 5.1.3 a control character in the address"),
+        "{err}"
+    );
+    let got = relayed(&log);
+    assert_eq!(got.len(), 2, "the message to b@y.org and the bounce: {got:?}");
+    assert_eq!(got[0]["rcpt_tos"], "b@y.org");
+    assert_eq!(got[1]["rcpt_tos"], "s@x.org");
+    assert_eq!(got[1]["status.1.Final-Recipient"], "rfc822; a@y.org??RCPT TO:<evil@z.org>");
+    assert!(!got.iter().any(|g| g["rcpt_tos"].contains("evil")));
+}
+
 /// RFC 5321 §3.2: a client whose EHLO is refused may fall back to HELO.
 #[test]
 fn ehlo_refused_falls_back_to_helo() {

@@ -27,7 +27,6 @@ use picoq_core::dsn;
 use picoq_core::envelope::{ADDR_MAX, EnvelopeReader};
 use picoq_core::heapless::Vec;
 use picoq_core::io::{IoError, Read, STD_BUF, wait};
-use picoq_core::net::send_file_range;
 use picoq_core::net::{ConnectError, connect_timeout, set_nodelay};
 use picoq_core::netstring::{self, HEADER_MAX, encoded_len};
 use picoq_core::num::{U64_DIGITS, fmt_u64};
@@ -40,7 +39,7 @@ use picoq_core::rustix::io::{Errno, IoSlice};
 use picoq_core::rustix::process::{geteuid, getpid, getuid};
 use picoq_core::smtpclient::{Reply, Session, SmtpError, TEXT_MAX, enhanced_status, push_sanitized};
 use picoq_core::spool::{
-    self, EntryFile, FileWriter, HEADER_LEN, RCPTS_MAX, STATE_TEXT_MAX, Spool, State, for_each_entry, open_queue_dir,
+    self, EntryFile, FileWriter, RCPTS_MAX, STATE_TEXT_MAX, Spool, State, for_each_entry, open_queue_dir,
 };
 use picoq_core::sys::{self, ByteBuf, Start};
 
@@ -376,8 +375,8 @@ impl Queue<'_> {
             count += 1;
             true
         });
-        if !ok || count == 0 || count > RCPTS_MAX {
-            self.park(name, &mut st, if ok && count > 0 { b"too many recipients" } else { b"malformed envelope" });
+        if !ok || count == 0 || count > RCPTS_MAX || has_control(sender.as_slice()) {
+            self.park(name, &mut st, if count > RCPTS_MAX { b"too many recipients" } else { b"malformed envelope" });
             return;
         }
         let queued = spool::entry_secs(id);
@@ -395,7 +394,7 @@ impl Queue<'_> {
                 if st.is_done(i) || tried[i / 8] & (1 << (i % 8)) != 0 {
                     return true;
                 }
-                let d = self.route(addr);
+                let d = if has_control(addr) { Dest::BadAddress } else { self.route(addr) };
                 if dest.is_none() {
                     dest = Some(d);
                 }
@@ -419,6 +418,10 @@ impl Queue<'_> {
                 Dest::Qmqp => {
                     add(&mut relay, b"qmqpservers");
                     self.qmqp(&entry, sender.as_slice(), &mut tx, &mut relay);
+                }
+                Dest::BadAddress => {
+                    add(&mut relay, b"-");
+                    set_all(&mut tx, Outcome::Failed, b"553 5.1.3 a control character in the address");
                 }
                 Dest::Unroutable => {
                     add(&mut relay, b"-");
@@ -509,12 +512,14 @@ impl Queue<'_> {
             Outcome::Local => b": deferred (local): ",
             Outcome::Failed => b": failed: ",
         };
+        let mut addr = ByteBuf::<ADDR_MAX>::new();
         each_rcpt(entry, None, &mut |j, a| {
             if j == i {
-                DIE.info(&[id, b" to <", a, b"> via ", relay, result, text]);
+                push_sanitized(&mut addr, a);
             }
             j < i
         });
+        DIE.info(&[id, b" to <", addr.as_slice(), b"> via ", relay, result, text]);
     }
 
     /// Moves an entry to `failed/`; its state, `why` as the last error,
@@ -618,8 +623,8 @@ impl Queue<'_> {
     #[inline(never)]
     fn qmqp(&self, entry: &EntryFile, sender: &[u8], tx: &mut Tx, relay: &mut ByteBuf<RELAY_TEXT_MAX>) {
         // The packet's length first (its content: the message's netstring,
-        // the sender's, each recipient's), then the packet is streamed: the
-        // message by sendfile, the addresses through the session's buffer.
+        // the sender's, each recipient's), then the packet is streamed
+        // through the session's buffer.
         let mut content = encoded_len(entry.message_len) + encoded_len(sender.len() as u64);
         for_tx(entry, tx, &mut |_, a| content += encoded_len(a.len() as u64));
         let mut why: &[u8] = b"no QMQP server answered";
@@ -653,9 +658,17 @@ impl Queue<'_> {
         let mut h = [0u8; HEADER_MAX];
         s.put(netstring::header(content, &mut h)).map_err(drop)?;
         s.put(netstring::header(entry.message_len, &mut h)).map_err(drop)?;
-        s.flush().map_err(drop)?;
-        send_file_range(s.fd(), entry.file.as_fd(), HEADER_LEN as u64, entry.message_len, self.cfg.timeout_remote)
-            .map_err(drop)?;
+        // Through the session's buffer like SMTP's DATA (sendfile's code
+        // would cost more bytes of program than it saves here).
+        let mut msg = entry.message();
+        let mut buf = [0u8; READ_BUF];
+        loop {
+            match msg.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => s.put(&buf[..n]).map_err(drop)?,
+                Err(_) => return Err(()),
+            }
+        }
         let mut r = s.put(b",");
         let mut put = |s: &mut Session, a: &[u8]| {
             let mut h = [0u8; HEADER_MAX];
@@ -683,24 +696,28 @@ impl Queue<'_> {
         spool::write_received(&mut out, pid, Some(getuid().as_raw()), now);
         let r = dsn::Report { me: self.cfg.me.as_slice(), id, arrival: spool::entry_secs(id), now, to };
         dsn::start(&mut out, &r);
-        for_tx(entry, tx, &mut |r, a| {
-            if r.outcome == Outcome::Failed {
-                dsn::text_failure(&mut out, a, r.text.as_slice());
+        // Two walks over the failed recipients: the text part, then the
+        // status part.
+        for part in [0, 1] {
+            if part == 1 {
+                dsn::status_start(&mut out, &r);
             }
-        });
-        dsn::status_start(&mut out, &r);
-        for_tx(entry, tx, &mut |r, a| {
-            if r.outcome == Outcome::Failed {
+            for_tx(entry, tx, &mut |r, a| {
                 let t = r.text.as_slice();
-                let status = if t.ends_with(b"(queue lifetime exceeded)") {
-                    &b"4.4.7"[..]
+                if r.outcome != Outcome::Failed {
+                } else if part == 0 {
+                    dsn::text_failure(&mut out, a, t);
                 } else {
-                    enhanced_status(t).unwrap_or(b"5.0.0")
-                };
-                let remote = if relay == b"-" { &b""[..] } else { relay };
-                dsn::status_failure(&mut out, a, status, t, remote);
-            }
-        });
+                    let status = if t.ends_with(b"(queue lifetime exceeded)") {
+                        &b"4.4.7"[..]
+                    } else {
+                        enhanced_status(t).unwrap_or(b"5.0.0")
+                    };
+                    let remote = if relay == b"-" { &b""[..] } else { relay };
+                    dsn::status_failure(&mut out, a, status, t, remote);
+                }
+            });
+        }
         dsn::headers_start(&mut out, &r);
         let ended = copy_header(entry, &mut out);
         dsn::finish(&mut out, &r, ended);
@@ -913,6 +930,11 @@ fn hello(s: &mut Session, helo: &[u8]) -> Result<Option<Reply>, SmtpError> {
         }
     }
     Ok(None)
+}
+
+/// A byte below space or DEL: never sent in an SMTP command.
+fn has_control(a: &[u8]) -> bool {
+    a.iter().any(|&b| b < 0x20 || b == 0x7f)
 }
 
 /// Appends to a bounded text (cut when full), out of line: one copy of

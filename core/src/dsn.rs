@@ -28,6 +28,18 @@ pub struct Report<'a> {
     pub to: &'a [u8],
 }
 
+/// An envelope address, with every control byte as `?`: an address may
+/// hold any byte but NUL, and a line break in one would add header
+/// lines or status fields to the bounce.
+fn address(out: &mut dyn FnMut(&[u8]), a: &[u8]) {
+    for (i, part) in a.split(|&b| b < 0x20 || b == 0x7f).enumerate() {
+        if i > 0 {
+            out(b"?");
+        }
+        out(part);
+    }
+}
+
 fn boundary(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
     out(b"--picoq=_");
     out(r.id);
@@ -44,7 +56,7 @@ pub fn start(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
     out(b"From: MAILER-DAEMON@");
     out(r.me);
     out(b"\nTo: ");
-    out(r.to);
+    address(out, r.to);
     out(b"\nSubject: failure notice\nDate: ");
     date(out, r.now);
     out(b"\nMessage-ID: <");
@@ -66,7 +78,7 @@ pub fn start(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
 /// One failed recipient in the text part.
 pub fn text_failure(out: &mut dyn FnMut(&[u8]), rcpt: &[u8], diagnostic: &[u8]) {
     out(b"\n<");
-    out(rcpt);
+    address(out, rcpt);
     out(b">:\n");
     out(diagnostic);
     out(b"\n");
@@ -89,7 +101,7 @@ pub fn status_start(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
 /// reason, `remote` the relay's address when one answered.
 pub fn status_failure(out: &mut dyn FnMut(&[u8]), rcpt: &[u8], status: &[u8], diagnostic: &[u8], remote: &[u8]) {
     out(b"\nFinal-Recipient: rfc822; ");
-    out(rcpt);
+    address(out, rcpt);
     out(b"\nAction: failed\nStatus: ");
     out(status);
     if !remote.is_empty() {
@@ -150,5 +162,17 @@ mod tests {
         ));
         assert!(s.contains("\n--picoq=_1700000000.42\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; box.example\nArrival-Date: 14 Nov 2023 22:13:20 -0000\n\nFinal-Recipient: rfc822; u@y.org\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; 10.0.0.1\nDiagnostic-Code: smtp; 550 5.1.1 no such user\n"), "{s}");
         assert!(s.ends_with("Content-Type: text/rfc822-headers\n\nSubject: hi\n\n--picoq=_1700000000.42--\n"), "{s}");
+    }
+
+    #[test]
+    fn addresses_cannot_add_header_lines_or_fields() {
+        let mut v = Vec::new();
+        let mut o = |b: &[u8]| v.extend_from_slice(b);
+        let r = Report { me: b"m", id: b"1.2", arrival: 0, now: 0, to: b"s@x\nBcc: victim@y" };
+        start(&mut o, &r);
+        status_failure(&mut o, b"u@y\r\nAction: delivered", b"5.0.0", b"550 no", b"");
+        let s = std::string::String::from_utf8(v).unwrap();
+        assert!(s.contains("\nTo: s@x?Bcc: victim@y\n"), "{s}");
+        assert!(s.contains("\nFinal-Recipient: rfc822; u@y??Action: delivered\nAction: failed\n"), "{s}");
     }
 }

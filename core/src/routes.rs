@@ -28,6 +28,9 @@ pub enum Dest {
     Qmqp,
     /// No route (an empty relay for a name that needs DNS).
     Unroutable,
+    /// A control byte in the address: it would break the SMTP command
+    /// line (`RCPT TO:<a\r\nRCPT TO:<b>`), so it never goes out.
+    BadAddress,
 }
 
 /// Why smtproutes can't be used.

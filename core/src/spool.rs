@@ -333,9 +333,13 @@ pub const RCPTS_MAX: usize = 8192;
 /// Bytes of the last error kept in a state file.
 pub const STATE_TEXT_MAX: usize = 400;
 const STATE_MAGIC: &[u8] = b"picoq-state1 ";
-/// A state file's size: its first line (magic, three numbers, a flag),
-/// the error line and the bitmap.
-const STATE_MAX: usize = STATE_MAGIC.len() + 3 * (U64_DIGITS + 1) + 2 + STATE_TEXT_MAX + 1 + RCPTS_MAX / 8;
+/// Where the local/remote flag is: after the magic and three numbers of
+/// `U64_DIGITS` digits, each followed by a space.
+const STATE_FLAG: usize = STATE_MAGIC.len() + 3 * (U64_DIGITS + 1);
+/// The fixed part: up to the flag, a newline, the bitmap.
+const STATE_FIXED: usize = STATE_FLAG + 2 + RCPTS_MAX / 8;
+/// A state file's size at most: the fixed part and the error text.
+const STATE_MAX: usize = STATE_FIXED + STATE_TEXT_MAX;
 
 /// Opens a directory of the spool (`new`, `failed`, `info`) read-only;
 /// `info/` is created when missing (spools installed before it existed).
@@ -425,10 +429,11 @@ impl crate::io::Read for PreadReader<'_> {
 /// (and whether it was local trouble rather than a relay's reply), and
 /// which recipients are finished (delivered or bounced).
 ///
-/// Format: `picoq-state1 NEXT DELAY TRIES L\n`, the error text, `\n`, then
-/// `RCPTS_MAX / 8` bytes of bitmap (bit i: recipient i finished). Written
-/// to `info/NAME.tmp`, fsynced, renamed over `info/NAME`. A missing or
-/// unparsable file means "nothing done yet": at worst a recipient gets a
+/// Format: `picoq-state1 NEXT DELAY TRIES F` (each number in 20 digits,
+/// F `L` for local trouble or `R`), newline, `RCPTS_MAX / 8` bytes of
+/// bitmap (bit i: recipient i finished), then the error text to the end.
+/// Written to `info/.tmp`, fsynced, renamed over `info/NAME`. A missing
+/// or short file means "nothing done yet": at worst a recipient gets a
 /// second copy, never none.
 pub struct State {
     pub next: u64,
@@ -480,23 +485,20 @@ impl State {
     }
 
     fn parse(b: &[u8]) -> Option<State> {
-        let b = b.strip_prefix(STATE_MAGIC)?;
-        let nl = b.iter().position(|&c| c == b'\n')?;
-        let mut f = b[..nl].split(|&c| c == b' ');
-        let num = |x: Option<&[u8]>| x.and_then(crate::num::parse_u64);
-        let next = num(f.next())?;
-        let delay = num(f.next())?.min(u32::MAX as u64) as u32;
-        let tries = num(f.next())?.min(u32::MAX as u64) as u32;
-        let local = f.next()? == b"L";
-        let rest = &b[nl + 1..];
-        let nl = rest.iter().position(|&c| c == b'\n')?;
-        let bits = &rest[nl + 1..];
-        if bits.len() != RCPTS_MAX / 8 || nl > STATE_TEXT_MAX {
+        if b.len() < STATE_FIXED || !b.starts_with(STATE_MAGIC) {
             return None;
         }
-        let mut s = State { next, delay, tries, local, error: ByteBuf::new(), done: [0; RCPTS_MAX / 8] };
-        s.error.extend(&rest[..nl]);
-        s.done.copy_from_slice(bits);
+        let num = |i: usize| {
+            let at = STATE_MAGIC.len() + i * (U64_DIGITS + 1);
+            crate::num::parse_u64(&b[at..at + U64_DIGITS])
+        };
+        let mut s = State::new();
+        s.next = num(0)?;
+        s.delay = num(1)?.min(u32::MAX as u64) as u32;
+        s.tries = num(2)?.min(u32::MAX as u64) as u32;
+        s.local = b[STATE_FLAG] == b'L';
+        s.done.copy_from_slice(&b[STATE_FLAG + 2..STATE_FIXED]);
+        s.error.extend(&b[STATE_FIXED..]);
         Some(s)
     }
 
@@ -506,25 +508,26 @@ impl State {
     pub fn write(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
         let tmp_name = c".tmp";
         let final_name = name;
-        let mut b = ByteBuf::<STATE_MAX>::new();
-        let mut d = [0u8; U64_DIGITS];
-        b.extend(STATE_MAGIC);
-        for n in [self.next, self.delay as u64, self.tries as u64] {
-            b.extend(fmt_u64(n, &mut d));
-            b.push(b' ');
+        let mut b = [b'0'; STATE_MAX];
+        b[..STATE_MAGIC.len()].copy_from_slice(STATE_MAGIC);
+        for (i, n) in [self.next, self.delay as u64, self.tries as u64].into_iter().enumerate() {
+            let at = STATE_MAGIC.len() + i * (U64_DIGITS + 1);
+            put_dec(n, &mut b[at..at + U64_DIGITS]);
+            b[at + U64_DIGITS] = b' ';
         }
-        b.extend(if self.local { b"L\n" } else { b"R\n" });
-        b.extend(self.error.as_slice());
-        b.push(b'\n');
-        b.extend(&self.done);
+        b[STATE_FLAG] = if self.local { b'L' } else { b'R' };
+        b[STATE_FLAG + 1] = b'\n';
+        b[STATE_FLAG + 2..STATE_FIXED].copy_from_slice(&self.done);
+        let end = STATE_FIXED + self.error.len();
+        b[STATE_FIXED..end].copy_from_slice(self.error.as_slice());
+        let b = &b[..end];
         let file = openat(
             dir,
             tmp_name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::RUSR | Mode::WUSR,
         )?;
-        if let Err(e) =
-            write_all_nointr(file.as_fd(), b.as_slice()).map_err(IoError::errno).and_then(|_| rustix::fs::fsync(&file))
+        if let Err(e) = write_all_nointr(file.as_fd(), b).map_err(IoError::errno).and_then(|_| rustix::fs::fsync(&file))
         {
             let _ = unlinkat(dir, tmp_name, AtFlags::empty());
             return Err(e);
@@ -634,6 +637,35 @@ mod tests {
         assert_eq!(&body[HEADER_LEN..], b"Subject: x\n\nhello\nFa@b\0Tc@d\0\0");
         let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&entries[0]).unwrap());
         assert_eq!(entries[0].file_name().unwrap().to_str().unwrap(), std::format!("1700000000.{ino}"));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn state_round_trips_and_a_short_file_is_no_state() {
+        let base = std::env::temp_dir().join(std::format!("picoq-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = crate::testutil::open(&std::ffi::CString::new(base.to_str().unwrap()).unwrap());
+        let mut st = State::new();
+        st.next = 1_700_000_060;
+        st.delay = 120;
+        st.tries = 2;
+        st.local = true;
+        st.error.extend(b"451 4.3.0 later");
+        st.set_done(0);
+        st.set_done(RCPTS_MAX - 1);
+        st.write(dir.as_fd(), c"1.2").unwrap();
+        let back = State::read(dir.as_fd(), c"1.2").unwrap();
+        assert_eq!((back.next, back.delay, back.tries, back.local), (1_700_000_060, 120, 2, true));
+        assert_eq!(back.error.as_slice(), b"451 4.3.0 later");
+        assert!(back.is_done(0) && back.is_done(RCPTS_MAX - 1) && !back.is_done(1));
+        assert!(!base.join(".tmp").exists());
+        // A state cut by a crash (no fsync before a rename is impossible,
+        // but a truncated file must still never claim anything).
+        let full = std::fs::read(base.join("1.2")).unwrap();
+        std::fs::write(base.join("1.2"), &full[..STATE_FIXED - 1]).unwrap();
+        assert!(State::read(dir.as_fd(), c"1.2").is_none());
+        assert!(State::read(dir.as_fd(), c"9.9").is_none());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }
