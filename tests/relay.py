@@ -12,8 +12,10 @@ package, the MIME structure of reports (for bounces).
 RULES scripts refusals: {"rcpt": {"ADDR": ["550 5.1.1 no such user"]},
 "data": ["451 4.3.0 try later"], "ehlo": "502 5.5.1 no"}: each list is
 consumed one reply per use (RCPT of that address, or DATA); an empty list
-accepts; "ehlo" refuses every EHLO with that reply.
+accepts; "ehlo" refuses every EHLO with that reply. In "data", CLOSE
+drops the connection instead of answering, SILENCE answers after 30 s.
 """
+import asyncio
 import base64
 import email
 import email.policy
@@ -62,7 +64,14 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         script = rules.get("data")
         if script:
-            return script.pop(0)
+            reply = script.pop(0)
+            if reply == "CLOSE":
+                # The connection drops after the data, before any reply.
+                server.transport.close()
+                return "421 closing"
+            if reply == "SILENCE":
+                await asyncio.sleep(30)
+            return reply
         content = envelope.original_content
         rec = {
             "peer_port": str(session.peer[1]),

@@ -295,6 +295,33 @@ fn an_address_with_a_line_break_is_refused_not_sent() {
     assert!(!got.iter().any(|g| g["rcpt_tos"].contains("evil")));
 }
 
+/// A connection lost after the data, or a relay that does not answer
+/// within timeoutremote, is local trouble: retried, never bounced, and
+/// the message arrives once the relay behaves.
+#[test]
+fn lost_connection_and_silence_are_retried() {
+    let _t = turn();
+    let p = port(4);
+    let i = setup(p);
+    i.set_control("timeoutremote", Some("1\n"));
+    let log = scratch("lost").join("log");
+    let _r = relay(p, &log, r#"{"data": ["CLOSE", "SILENCE"]}"#);
+    submit(i, b"Subject: lost\n\nx\n", "s@x.org", &["a@y.org"]);
+    let err = ok(&run(i, &[]));
+    assert!(
+        err.contains(": deferred (local): connection to 127.0.0.1:") && err.contains(" lost: closed by the relay"),
+        "{err}"
+    );
+    let err = ok(&run(i, &[]));
+    assert!(err.contains(" lost: timed out"), "{err}");
+    assert_eq!(i.names("new").len(), 1);
+    assert!(relayed(&log).is_empty());
+    let err = ok(&run(i, &[]));
+    assert!(err.contains(": delivered: "), "{err}");
+    assert_eq!(relayed(&log).len(), 1);
+    assert!(i.names("new").is_empty() && i.names("info").is_empty());
+}
+
 /// RFC 5321 §3.2: a client whose EHLO is refused may fall back to HELO.
 #[test]
 fn ehlo_refused_falls_back_to_helo() {
