@@ -34,7 +34,7 @@ use picoq_core::qmqp;
 use picoq_core::routes::{Dest, Routes, host_of};
 use picoq_core::rustix::event::PollFlags;
 use picoq_core::rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use picoq_core::rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, flock, openat, renameat, statat, unlinkat};
+use picoq_core::rustix::fs::{AtFlags, Mode, OFlags, openat, renameat, statat, unlinkat};
 use picoq_core::rustix::io::{Errno, IoSlice};
 use picoq_core::rustix::process::{geteuid, getpid, getuid};
 use picoq_core::smtpclient::{Reply, Session, SmtpError, TEXT_MAX, enhanced_status, push_sanitized};
@@ -137,7 +137,7 @@ fn run(start: Start) -> ! {
     if spool.owner().ok() != Some(geteuid().as_raw()) {
         DIE.fatal(EXIT_NOT_OWNER, &[b"not running as the spool's owner: run me as the spool user"]);
     }
-    match flock(spool.queue_dir(), FlockOperation::NonBlockingLockExclusive) {
+    match spool.lock() {
         Ok(()) => {}
         Err(Errno::WOULDBLOCK) => DIE.fatal(EXIT_LOCKED, &[b"another queue-send is running on this spool"]),
         Err(e) => DIE.fatal_io(EXIT_SPOOL, b"unable to lock the spool", b"", IoError::Os(e)),

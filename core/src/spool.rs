@@ -354,6 +354,20 @@ pub fn open_queue_dir(spool: &Spool, name: &CStr) -> Result<OwnedFd, Errno> {
 }
 
 impl Spool {
+    /// Takes the runner's lock (`flock` on `queue/`, never waiting):
+    /// `EWOULDBLOCK` when another queue-send holds it. The lock goes with
+    /// the process, so a killed runner never leaves it behind.
+    #[cfg(not(target_os = "solaris"))]
+    pub fn lock(&self) -> Result<(), Errno> {
+        rustix::fs::flock(&self.queue, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+    }
+
+    /// Solaris has no flock (rustix offers none there).
+    #[cfg(target_os = "solaris")]
+    pub fn lock(&self) -> Result<(), Errno> {
+        Err(Errno::NOSYS)
+    }
+
     pub fn queue_dir(&self) -> BorrowedFd<'_> {
         self.queue.as_fd()
     }
@@ -549,6 +563,19 @@ pub fn for_each_entry(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) -> Resul
 
 /// Calls `each` with every name in `dir` but `.` and `..`, reading the
 /// directory from its start (a fresh descriptor) with a fixed buffer.
+///
+/// Linux only for now (getdents64 through rustix's `RawDir`): elsewhere
+/// rustix reads directories only into allocated memory, and a libc
+/// `readdir` needs each system's `struct dirent` layout in `sys`. There
+/// it fails with ENOSYS, so queue-send says so instead of delivering.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn for_each_name(_dir: BorrowedFd<'_>, _each: impl FnMut(&CStr)) -> Result<(), Errno> {
+    Err(Errno::NOSYS)
+}
+
+/// Calls `each` with every name in `dir` but `.` and `..`, reading the
+/// directory from its start (a fresh descriptor) with a fixed buffer.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn for_each_name(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) -> Result<(), Errno> {
     let fd = open_dir(dir, c".")?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); DIR_BUF];
@@ -564,6 +591,7 @@ pub fn for_each_name(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) -> Result
 }
 
 /// Bytes of directory entries read at a time.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const DIR_BUF: usize = 4096;
 
 /// `SECS.INODE`: digits, one dot, digits.
