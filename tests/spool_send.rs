@@ -27,9 +27,10 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A port for this test run: from the pid, so parallel checkouts differ.
-fn port(n: u16) -> u16 {
-    20000 + (std::process::id() % 2000) as u16 * 10 + n
+/// A free port (the kernel's choice, released at once), so that parallel
+/// test runs on one machine never collide.
+fn port() -> u16 {
+    relay::free_port()
 }
 
 /// The install, an empty queue, `me` and a default route to `port`.
@@ -100,7 +101,7 @@ fn tricky_messages(tag: &str) -> Vec<Vec<u8>> {
 #[test]
 fn delivers_to_aiosmtpd_exact_bytes_and_envelope_over_one_connection() {
     let _t = turn();
-    let p = port(1);
+    let p = port();
     let i = setup(p);
     let dir = scratch("exact");
     let log = dir.join("log");
@@ -131,7 +132,7 @@ fn delivers_to_aiosmtpd_exact_bytes_and_envelope_over_one_connection() {
 #[test]
 fn delivers_to_postfix_smtp_sink_pipelined() {
     let _t = turn();
-    let p = port(2);
+    let p = port();
     let i = setup(p);
     let dir = scratch("sink");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -177,7 +178,7 @@ fn delivers_to_postfix_smtp_sink_pipelined() {
 #[test]
 fn retries_after_4xx_then_delivers_once() {
     let _t = turn();
-    let p = port(3);
+    let p = port();
     let i = setup(p);
     let log = scratch("retry").join("log");
     let _r = relay(p, &log, r#"{"data": ["451 4.3.0 try again later"]}"#);
@@ -201,7 +202,7 @@ fn retries_after_4xx_then_delivers_once() {
 #[test]
 fn retry_waits_for_its_time() {
     let _t = turn();
-    let p = port(4);
+    let p = port();
     let i = setup(p);
     i.set_control("retrymin", Some("600\n"));
     i.set_control("retrymax", Some("3600\n"));
@@ -219,7 +220,7 @@ fn retry_waits_for_its_time() {
 #[test]
 fn a_5xx_recipient_is_bounced_with_an_rfc3464_report() {
     let _t = turn();
-    let p = port(5);
+    let p = port();
     let i = setup(p);
     let log = scratch("bounce").join("log");
     let _r = relay(p, &log, r#"{"rcpt": {"bad@y.org": ["550 5.1.1 no such user"]}}"#);
@@ -255,7 +256,7 @@ fn a_5xx_recipient_is_bounced_with_an_rfc3464_report() {
 #[test]
 fn a_5xx_after_data_bounces_every_recipient() {
     let _t = turn();
-    let p = port(5);
+    let p = port();
     let i = setup(p);
     let log = scratch("databounce").join("log");
     let _r = relay(p, &log, r#"{"data": ["554 5.7.1 content rejected"]}"#);
@@ -277,7 +278,7 @@ fn a_5xx_after_data_bounces_every_recipient() {
 #[test]
 fn an_address_with_a_line_break_is_refused_not_sent() {
     let _t = turn();
-    let p = port(6);
+    let p = port();
     let i = setup(p);
     let log = scratch("crlf").join("log");
     let _r = relay(p, &log, "{}");
@@ -301,7 +302,7 @@ fn an_address_with_a_line_break_is_refused_not_sent() {
 #[test]
 fn lost_connection_and_silence_are_retried() {
     let _t = turn();
-    let p = port(4);
+    let p = port();
     let i = setup(p);
     i.set_control("timeoutremote", Some("1\n"));
     let log = scratch("lost").join("log");
@@ -326,7 +327,7 @@ fn lost_connection_and_silence_are_retried() {
 #[test]
 fn ehlo_refused_falls_back_to_helo() {
     let _t = turn();
-    let p = port(3);
+    let p = port();
     let i = setup(p);
     i.set_control("helohost", Some("helo.example\n"));
     let log = scratch("helo").join("log");
@@ -345,7 +346,7 @@ fn ehlo_refused_falls_back_to_helo() {
 #[test]
 fn partial_acceptance_retries_only_the_rest() {
     let _t = turn();
-    let p = port(6);
+    let p = port();
     let i = setup(p);
     let log = scratch("partial").join("log");
     let _r = relay(p, &log, r#"{"rcpt": {"b@y.org": ["451 4.2.0 mailbox busy"]}}"#);
@@ -364,7 +365,7 @@ fn partial_acceptance_retries_only_the_rest() {
 #[test]
 fn a_bounce_is_never_bounced_but_parked_in_failed() {
     let _t = turn();
-    let p = port(7);
+    let p = port();
     let i = setup(p);
     let log = scratch("dbl").join("log");
     let _r = relay(p, &log, r#"{"rcpt": {"gone@y.org": ["550 5.1.1 gone"], "gone2@y.org": ["550 5.1.1 gone"]}}"#);
@@ -387,7 +388,7 @@ fn a_bounce_is_never_bounced_but_parked_in_failed() {
 #[test]
 fn queuelifetime_bounces_4xx_and_parks_local_trouble() {
     let _t = turn();
-    let p = port(8);
+    let p = port();
     let i = setup(p);
     i.set_control("queuelifetime", Some("0\n"));
     let log = scratch("life").join("log");
@@ -401,7 +402,7 @@ fn queuelifetime_bounces_4xx_and_parks_local_trouble() {
     assert!(got[0]["status.1.Diagnostic-Code"].starts_with("smtp; 452 4.2.2 over quota"));
     // Local trouble (nothing listens on this port) is never a bounce:
     // past the lifetime the entry waits in failed/ for the administrator.
-    i.set_control("smtproutes", Some(&format!(":127.0.0.1:{}\n", port(9))));
+    i.set_control("smtproutes", Some(&format!(":127.0.0.1:{}\n", port())));
     submit(i, b"Subject: life2\n\nx\n", "s@x.org", &["x@y.org"]);
     let err = ok(&run(i, &[]));
     assert!(err.contains("deferred (local): connect to 127.0.0.1:"), "{err}");
@@ -413,7 +414,7 @@ fn queuelifetime_bounces_4xx_and_parks_local_trouble() {
 #[test]
 fn connection_refused_is_retried_not_bounced() {
     let _t = turn();
-    let i = setup(port(9));
+    let i = setup(port());
     submit(i, b"Subject: refused\n\nx\n", "s@x.org", &["a@y.org", "b@y.org"]);
     let err = ok(&run(i, &[]));
     assert!(
@@ -427,7 +428,7 @@ fn connection_refused_is_retried_not_bounced() {
 #[test]
 fn removes_tmp_leftovers_older_than_36_hours() {
     let _t = turn();
-    let i = setup(port(9));
+    let i = setup(port());
     let tmp = i.prefix.join("queue/tmp");
     let now = std::time::SystemTime::now();
     for (name, age_h) in [("1.111", 37), ("2.222", 35)] {
@@ -442,7 +443,7 @@ fn removes_tmp_leftovers_older_than_36_hours() {
 #[test]
 fn a_second_runner_exits_75() {
     let _t = turn();
-    let i = setup(port(9));
+    let i = setup(port());
     let mut holder = Command::new("flock").arg("-o").arg(i.prefix.join("queue")).args(["sleep", "3"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let o = run(i, &[]);
@@ -455,7 +456,7 @@ fn a_second_runner_exits_75() {
 #[test]
 fn daemon_delivers_at_once_through_the_trigger() {
     let _t = turn();
-    let p = port(1);
+    let p = port();
     let i = setup(p);
     let log = scratch("daemon").join("log");
     let _r = relay(p, &log, "{}");
@@ -476,8 +477,8 @@ fn daemon_delivers_at_once_through_the_trigger() {
 #[test]
 fn qmqp_route_to_picoq_qmqpd() {
     let _t = turn();
-    let i = setup(port(9));
-    let p = port(0);
+    let i = setup(port());
+    let p = port();
     i.set_control("smtproutes", None);
     i.set_control("qmqpservers", Some(&format!("127.0.0.1:{p}\n")));
     let md = scratch("qmqp").join("Maildir");
@@ -507,7 +508,7 @@ fn qmqp_route_to_picoq_qmqpd() {
 #[test]
 fn bad_configuration_and_usage_are_fatal_with_documented_codes() {
     let _t = turn();
-    let i = setup(port(9));
+    let i = setup(port());
     let code = |args: &[&str]| {
         let o = run(i, args);
         (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())

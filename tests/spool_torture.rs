@@ -117,7 +117,7 @@ fn kill_9_during_delivery_never_loses_and_duplicates_only_after_a_kill() {
     let seed = seed();
     eprintln!("delivery torture seed {seed} (PICOQ_TORTURE_SEED to repeat)");
     let mut rng = Rng(seed);
-    let port = 30000 + (std::process::id() % 5000) as u16 * 2;
+    let port = relay::free_port();
     i.clear_queue();
     i.set_control("me", Some("box.example\n"));
     i.set_control("smtproutes", Some(&format!(":127.0.0.1:{port}\n")));

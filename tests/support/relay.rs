@@ -7,6 +7,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// A port nothing listens on now: the kernel picks it, the probe socket
+/// is closed at once.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A peer process, killed when dropped.
 pub struct Peer(pub Child);
 
