@@ -70,9 +70,9 @@ pub fn start(out: &mut dyn FnMut(&[u8]), r: &Report<'_>) {
     out(r.id);
     out(b"\"\n\nThis is a MIME-encapsulated message.\n\n");
     boundary(out, r);
-    out(b"\nContent-Type: text/plain; charset=us-ascii\n\nHi. This is queue-send on ");
+    out(b"\nContent-Type: text/plain; charset=us-ascii\n\nThis is queue-send on ");
     out(r.me);
-    out(b".\nI could not deliver your message to the following addresses.\nThis is a permanent error; I've given up. Sorry it didn't work out.\n");
+    out(b".\nYour message could not be delivered to the addresses below.\nThe failure is permanent: no further attempts will be made.\n");
 }
 
 /// One failed recipient in the text part.
