@@ -84,7 +84,7 @@ fn name(a: u64, b: u64, c: u64) -> Name {
 }
 
 fn c_name(n: &Name) -> &CStr {
-    CStr::from_bytes_with_nul(n.as_slice()).unwrap_or(c"")
+    crate::sys::c_str(n.as_slice()).unwrap_or(c"")
 }
 
 /// Why the spool can't be used.

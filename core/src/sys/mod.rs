@@ -127,7 +127,7 @@ impl Start {
         // for the process (contract of `from_c`).
         unsafe {
             let p = *self.argv.add(i);
-            if p.is_null() { None } else { Some(CStr::from_ptr(p)) }
+            if p.is_null() { None } else { Some(c_str_at(p.cast())) }
         }
     }
 
@@ -158,12 +158,44 @@ impl Start {
             // SAFETY: as above, `entry + k` is within the string or its NUL.
             if k == name.len() && unsafe { *entry.add(k) } == b'=' {
                 // SAFETY: the byte after '=' is within the same string
-                // (possibly its NUL), so it starts a NUL-terminated suffix.
-                return Some(unsafe { CStr::from_ptr(entry.add(k + 1).cast()) });
+                // (possibly its NUL), so it starts a NUL-terminated suffix
+                // alive for the process.
+                return Some(unsafe { c_str_at(entry.add(k + 1)) });
             }
             i += 1;
         }
     }
+}
+
+/// `buf` as a C string when its only NUL byte is its last byte.
+///
+/// `CStr::from_bytes_with_nul` does the same check with core's generic
+/// memchr: ~500 B of code in a program that needs only this, for the
+/// short names (file names, numbers) picoq builds; a plain loop does.
+pub fn c_str(buf: &[u8]) -> Option<&CStr> {
+    if buf.iter().position(|&b| b == 0)? + 1 != buf.len() {
+        return None;
+    }
+    // SAFETY: just checked: `buf` ends in a NUL and has no other.
+    Some(unsafe { CStr::from_bytes_with_nul_unchecked(buf) })
+}
+
+/// The NUL-terminated string at `p` as a `CStr`, measured with a plain
+/// loop (`CStr::from_ptr` links musl's strlen, several times larger for
+/// picoq's few short strings).
+///
+/// # Safety
+/// `p` must point to a NUL-terminated string that lives, unmodified, for
+/// the rest of the process.
+unsafe fn c_str_at(p: *const u8) -> &'static CStr {
+    let mut n = 0;
+    // SAFETY: the string is NUL-terminated (the caller's contract): every
+    // byte up to and including the NUL is readable.
+    while unsafe { *p.add(n) } != 0 {
+        n += 1;
+    }
+    // SAFETY: `p[..=n]` is the string and its NUL, alive for the process.
+    unsafe { CStr::from_bytes_with_nul_unchecked(core::slice::from_raw_parts(p, n + 1)) }
 }
 
 /// An inherited descriptor known to be open for the whole run.
@@ -484,3 +516,26 @@ pub fn poll_secs(fds: &mut [rustix::event::PollFd<'_>], secs: u32) -> Result<usi
 
 // queue-shim's privileged primitives (reset, drop, verify, clean exec).
 pub mod privilege;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_str_wants_exactly_one_nul_at_the_end() {
+        assert_eq!(c_str(b"abc\0"), Some(c"abc"));
+        assert_eq!(c_str(b"\0"), Some(c""));
+        assert_eq!(c_str(b"abc"), None);
+        assert_eq!(c_str(b""), None);
+        assert_eq!(c_str(b"a\0c\0"), None);
+        assert_eq!(c_str(b"abc\0\0"), None);
+    }
+
+    #[test]
+    fn c_str_at_measures_up_to_the_nul() {
+        static S: &[u8] = b"PICOQ_HOME=/var/qmail\0";
+        // SAFETY: S is a NUL-terminated static.
+        let s = unsafe { c_str_at(S.as_ptr()) };
+        assert_eq!(s.to_bytes(), b"PICOQ_HOME=/var/qmail");
+    }
+}
