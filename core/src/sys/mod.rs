@@ -22,13 +22,41 @@ pub use buf::ByteBuf;
 unsafe extern "C" {
     fn _exit(code: c_int) -> !;
     fn signal(sig: c_int, handler: usize) -> usize;
+    #[cfg_attr(
+        all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+        ),
+        allow(dead_code)
+    )]
     fn sigemptyset(set: *mut SigSet) -> c_int;
+    #[cfg_attr(
+        all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+        ),
+        allow(dead_code)
+    )]
     fn sigaddset(set: *mut SigSet, sig: c_int) -> c_int;
+    #[cfg_attr(
+        all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+        ),
+        allow(dead_code)
+    )]
     fn sigprocmask(how: c_int, set: *const SigSet, old: *mut SigSet) -> c_int;
 }
 
 /// Room for any platform's `sigset_t` (musl: 128 bytes; glibc: 128;
 /// the BSDs and illumos: 16), initialised by `sigemptyset`.
+#[cfg_attr(
+    all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+    ),
+    allow(dead_code)
+)]
 #[repr(C, align(8))]
 struct SigSet([u8; 128]);
 
@@ -38,11 +66,25 @@ struct SigSet([u8; 128]);
     any(target_os = "linux", target_os = "android"),
     not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc", target_arch = "sparc64"))
 ))]
+#[cfg_attr(
+    all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+    ),
+    allow(dead_code)
+)]
 const SIG_BLOCK: c_int = 0;
 #[cfg(not(all(
     any(target_os = "linux", target_os = "android"),
     not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc", target_arch = "sparc64"))
 )))]
+#[cfg_attr(
+    all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+    ),
+    allow(dead_code)
+)]
 const SIG_BLOCK: c_int = 1;
 
 /// The two signal dispositions picoq sets (privilege.rs): no handler code.
@@ -191,7 +233,8 @@ unsafe fn c_str_at(p: *const u8) -> &'static CStr {
     let mut n = 0;
     // SAFETY: the string is NUL-terminated (the caller's contract): every
     // byte up to and including the NUL is readable.
-    while unsafe { *p.add(n) } != 0 {
+    // Volatile reads: LLVM would turn a plain loop back into strlen.
+    while unsafe { p.add(n).read_volatile() } != 0 {
         n += 1;
     }
     // SAFETY: `p[..=n]` is the string and its NUL, alive for the process.
@@ -227,6 +270,33 @@ pub fn error_fd(start: &Start) -> Option<BorrowedFd<'static>> {
 /// has the same effect on writes, and costs a fraction of the code of
 /// musl's sigaction, which matters for the programs that need nothing else
 /// of it. The mask is inherited across exec, like SIG_IGN would be.)
+///
+/// On the Linux targets picoq builds for this is the kernel's
+/// rt_sigprocmask itself: musl's sigemptyset/sigaddset/sigprocmask/
+/// pthread_sigmask are ~150 B more in every program.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+))]
+pub fn block_sigpipe() {
+    use privilege::raw;
+    const WORD_BITS: usize = usize::BITS as usize;
+    // The kernel's sigset_t: an array of longs, signal n at bit n - 1.
+    let mut mask = [0usize; raw::MASK_BYTES / core::mem::size_of::<usize>()];
+    let bit = rustix::process::Signal::PIPE.as_raw() as usize - 1;
+    mask[bit / WORD_BITS] |= 1 << (bit % WORD_BITS);
+    // SAFETY: `mask` is a readable kernel sigset_t of MASK_BYTES bytes; a
+    // null old-mask pointer is allowed.
+    unsafe {
+        syscall(raw::SYS.1, raw::SIG_BLOCK, mask.as_ptr(), 0usize, raw::MASK_BYTES);
+    }
+}
+
+/// Elsewhere: libc's sigprocmask.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+)))]
 pub fn block_sigpipe() {
     let mut set = SigSet([0; 128]);
     // SAFETY: `set` is a writable buffer at least as large as the

@@ -63,7 +63,7 @@ pub fn reset_signals() {
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
 ))]
-mod raw {
+pub(super) mod raw {
     use core::ffi::c_long;
     #[cfg(target_arch = "x86_64")]
     pub const SYS: (c_long, c_long) = (13, 14);
@@ -89,6 +89,10 @@ mod raw {
     pub const SIG_SETMASK: c_long = 2;
     #[cfg(target_arch = "mips")]
     pub const SIG_SETMASK: c_long = 3;
+    #[cfg(not(target_arch = "mips"))]
+    pub const SIG_BLOCK: c_long = 0;
+    #[cfg(target_arch = "mips")]
+    pub const SIG_BLOCK: c_long = 1;
 }
 
 #[cfg(all(
