@@ -98,11 +98,59 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// Whether descriptor `fd` is open, by `fcntl(fd, F_GETFD)`.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
 fn raw_fd_is_open(fd: RawFd) -> bool {
     // SAFETY: the borrow lives for this one F_GETFD call, which only reads
     // the descriptor's flags and answers EBADF for a closed number; nothing
     // is read, written or closed through it.
     rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(fd) }).is_ok()
+}
+
+/// Clears close-on-exec on `fd` (`fcntl(fd, F_SETFD, 0)`).
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+fn clear_cloexec(fd: BorrowedFd<'_>) -> bool {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).is_ok()
+}
+
+/// MIPS o32 system call numbers for the calls picoq makes directly there:
+/// rustix goes through musl on MIPS, and musl's `fcntl` (emulations of
+/// F_DUPFD_CLOEXEC and F_GETOWN_EX, ~730 B) and `setrlimit` (applied to
+/// every thread through `__synccall`, which brings semaphores, timed waits
+/// and the vDSO clock: ~5 KB) are far more than picoq needs.
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+mod mips_nr {
+    pub const FCNTL: core::ffi::c_long = 4055;
+    pub const PRLIMIT64: core::ffi::c_long = 4338;
+    /// F_GETFD and F_SETFD (the same numbers as everywhere on Linux).
+    pub const F_GETFD: core::ffi::c_long = 1;
+    pub const F_SETFD: core::ffi::c_long = 2;
+}
+
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+fn raw_fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags and answers EBADF
+    // for a closed number; nothing is read, written or closed.
+    unsafe { syscall(mips_nr::FCNTL, fd as core::ffi::c_long, mips_nr::F_GETFD) >= 0 }
+}
+
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+fn clear_cloexec(fd: BorrowedFd<'_>) -> bool {
+    use rustix::fd::AsRawFd;
+    // SAFETY: F_SETFD with 0 only clears close-on-exec on a descriptor the
+    // caller borrows (it is open for the call).
+    unsafe { syscall(mips_nr::FCNTL, fd.as_raw_fd() as core::ffi::c_long, mips_nr::F_SETFD, 0usize) >= 0 }
+}
+
+/// `prlimit64(0, resource, new, old)`: the calling process's limit
+/// `resource` (a kernel RLIMIT_* number), set to `new` when given, read
+/// into `old` when given; limits are `[current, maximum]`.
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub(crate) fn prlimit(resource: i32, new: Option<&[u64; 2]>, old: Option<&mut [u64; 2]>) -> bool {
+    let new = new.map_or(core::ptr::null(), |n| n.as_ptr());
+    let old = old.map_or(core::ptr::null_mut(), |o| o.as_mut_ptr());
+    // SAFETY: pid 0 is this process; `new` is null or a readable struct
+    // rlimit64 (two u64), `old` null or a writable one.
+    unsafe { syscall(mips_nr::PRLIMIT64, 0usize, resource as core::ffi::c_long, new, old) >= 0 }
 }
 
 /// Make sure fds 0, 1 and 2 are open, putting `/dev/null` on closed ones.
@@ -474,7 +522,7 @@ pub fn spawn(
             let s = src.as_raw_fd();
             if s == dst {
                 // dup2 onto itself keeps close-on-exec set: clear it.
-                if rustix::io::fcntl_setfd(src, rustix::io::FdFlags::empty()).is_err() {
+                if !clear_cloexec(src) {
                     exit(crate::qq::CANNOT_EXEC);
                 }
             // SAFETY: dup2 only manipulates this process's descriptor
