@@ -131,7 +131,7 @@ impl Spool {
 
     /// Who owns `queue/` (the spool user).
     pub fn owner(&self) -> Result<u32, Errno> {
-        rustix::fs::fstat(&self.queue).map(|st| st.st_uid)
+        crate::sys::fstat(&self.queue).map(|st| st.uid)
     }
 
     /// Creates `tmp/SECS.PID` with room for the header; the file is the
@@ -172,8 +172,8 @@ impl Spool {
             Mode::empty(),
         ) {
             // Only a FIFO: never write into a regular file planted there.
-            if rustix::fs::fstat(&fifo)
-                .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
+            if crate::sys::fstat(&fifo)
+                .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.mode as _) == rustix::fs::FileType::Fifo)
             {
                 let _ = rustix::io::write(&fifo, b"x");
             }
@@ -218,7 +218,7 @@ impl Draft {
             return Err(SpoolError::Write(Errno::IO));
         }
         rustix::fs::fsync(&self.file).map_err(w)?;
-        let ino = rustix::fs::fstat(&self.file).map_err(w)?.st_ino;
+        let ino = crate::sys::fstat(&self.file).map_err(w)?.ino;
         let visible = name(secs, ino as u64, 0);
         linkat(&spool.tmp, c_name(&self.name), &spool.new, c_name(&visible), AtFlags::empty()).map_err(w)?;
         if let Err(e) = rustix::fs::fsync(&spool.new) {

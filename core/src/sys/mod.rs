@@ -121,6 +121,18 @@ fn clear_cloexec(fd: BorrowedFd<'_>) -> bool {
 mod mips_nr {
     pub const FCNTL: core::ffi::c_long = 4055;
     pub const PRLIMIT64: core::ffi::c_long = 4338;
+    pub const FSTAT64: core::ffi::c_long = 4215;
+    pub const CLOCK_GETTIME32: core::ffi::c_long = 4263;
+    pub const CLOCK_GETTIME64: core::ffi::c_long = 4403;
+    pub const SOCKET: core::ffi::c_long = 4183;
+    pub const GETSOCKOPT: core::ffi::c_long = 4173;
+    pub const SETSOCKOPT: core::ffi::c_long = 4181;
+    /// MIPS's own SOL_SOCKET and SO_ERROR; IPPROTO_TCP and TCP_NODELAY
+    /// are the usual ones.
+    pub const SOL_SOCKET: core::ffi::c_long = 0xffff;
+    pub const SO_ERROR: core::ffi::c_long = 0x1007;
+    pub const IPPROTO_TCP: core::ffi::c_long = 6;
+    pub const TCP_NODELAY: core::ffi::c_long = 1;
     /// F_GETFD and F_SETFD (the same numbers as everywhere on Linux).
     pub const F_GETFD: core::ffi::c_long = 1;
     pub const F_SETFD: core::ffi::c_long = 2;
@@ -139,6 +151,135 @@ fn clear_cloexec(fd: BorrowedFd<'_>) -> bool {
     // SAFETY: F_SETFD with 0 only clears close-on-exec on a descriptor the
     // caller borrows (it is open for the call).
     unsafe { syscall(mips_nr::FCNTL, fd.as_raw_fd() as core::ffi::c_long, mips_nr::F_SETFD, 0usize) >= 0 }
+}
+
+/// The parts of `fstat(2)` picoq uses.
+#[derive(Clone, Copy, Debug)]
+pub struct FileStat {
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    pub size: u64,
+    pub uid: u32,
+    pub ino: u64,
+}
+
+/// `fstat(fd)`: rustix's, except on MIPS (below).
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn fstat<Fd: rustix::fd::AsFd>(fd: Fd) -> Result<FileStat, rustix::io::Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(FileStat { mode: st.st_mode as u32, size: st.st_size as u64, uid: st.st_uid, ino: st.st_ino as u64 })
+}
+
+/// `fstat(fd)` on MIPS: the kernel's fstat64 into its o32 `struct stat64`.
+/// rustix's libc backend asks musl for `statx` (through `dlsym`, null in
+/// a static program) and then calls musl's `fstat`, which is `fstatat`
+/// with a /proc/self/fd fallback: ~1.9 KB for four fields.
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn fstat<Fd: rustix::fd::AsFd>(fd: Fd) -> Result<FileStat, rustix::io::Errno> {
+    use rustix::fd::AsRawFd;
+    /// The kernel's o32 `struct stat64` (musl's arch/mips/kstat.h): 104
+    /// bytes, 160 with musl's reserve.
+    #[repr(C, align(8))]
+    struct Stat64([u8; 160]);
+    let mut st = Stat64([0; 160]);
+    // SAFETY: `st` is a writable buffer larger than the kernel's struct
+    // stat64, aligned for its 64-bit fields; `fd` is open for the call.
+    let r = unsafe { syscall(mips_nr::FSTAT64, fd.as_fd().as_raw_fd() as core::ffi::c_long, st.0.as_mut_ptr()) };
+    if r < 0 {
+        return Err(libc_errno());
+    }
+    let b = &st.0;
+    let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    // st_ino at 16, st_mode at 24, st_uid at 32, st_size at 56.
+    Ok(FileStat { mode: u32_at(24), size: u64_at(56), uid: u32_at(32), ino: u64_at(16) })
+}
+
+/// A TCP socket for `family`, non-blocking and close-on-exec.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn tcp_socket(family: rustix::net::AddressFamily) -> Result<rustix::fd::OwnedFd, rustix::io::Errno> {
+    use rustix::net::{SocketFlags, SocketType};
+    rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)
+}
+
+/// The pending error of a socket (`getsockopt(SO_ERROR)`): `Ok(Ok(()))`
+/// when there is none.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn socket_error(fd: BorrowedFd<'_>) -> Result<Result<(), rustix::io::Errno>, rustix::io::Errno> {
+    rustix::net::sockopt::socket_error(fd)
+}
+
+/// Sets TCP_NODELAY on `fd`; failures are ignored.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn set_nodelay(fd: BorrowedFd<'_>) {
+    let _ = rustix::net::sockopt::set_tcp_nodelay(fd, true);
+}
+
+/// MIPS: the kernel's socket call. musl's `socket` retries without
+/// SOCK_CLOEXEC/SOCK_NONBLOCK for kernels before 2.6.27 (which picoq does
+/// not support: Linux 3.2 is its oldest) and pulls in fcntl.
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn tcp_socket(family: rustix::net::AddressFamily) -> Result<rustix::fd::OwnedFd, rustix::io::Errno> {
+    use rustix::fd::FromRawFd;
+    use rustix::net::{SocketFlags, SocketType};
+    let kind = SocketType::STREAM.as_raw() | (SocketFlags::NONBLOCK | SocketFlags::CLOEXEC).bits();
+    // SAFETY: plain integers in; a non-negative result is a new
+    // descriptor that nothing else owns.
+    unsafe {
+        let fd = syscall(mips_nr::SOCKET, family.as_raw() as core::ffi::c_long, kind as core::ffi::c_long, 0usize);
+        if fd < 0 { Err(libc_errno()) } else { Ok(rustix::fd::OwnedFd::from_raw_fd(fd as RawFd)) }
+    }
+}
+
+/// MIPS: the kernel's getsockopt (musl's converts 32/64-bit time options:
+/// ~420 B).
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn socket_error(fd: BorrowedFd<'_>) -> Result<Result<(), rustix::io::Errno>, rustix::io::Errno> {
+    use rustix::fd::AsRawFd;
+    let mut err: c_int = 0;
+    let mut len = core::mem::size_of::<c_int>() as u32;
+    // SAFETY: `err` and `len` are writable and `len` holds err's size;
+    // `fd` is open for the call.
+    let r = unsafe {
+        syscall(
+            mips_nr::GETSOCKOPT,
+            fd.as_raw_fd() as core::ffi::c_long,
+            mips_nr::SOL_SOCKET,
+            mips_nr::SO_ERROR,
+            &mut err as *mut c_int,
+            &mut len as *mut u32,
+        )
+    };
+    if r < 0 {
+        Err(libc_errno())
+    } else if err == 0 {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(rustix::io::Errno::from_raw_os_error(err)))
+    }
+}
+
+/// MIPS: the kernel's setsockopt (musl's converts time options: ~460 B).
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn set_nodelay(fd: BorrowedFd<'_>) {
+    use rustix::fd::AsRawFd;
+    let one: c_int = 1;
+    // SAFETY: `one` is a readable int and its size is passed; `fd` is open
+    // for the call. A failure is ignored (Nagle only adds latency).
+    unsafe {
+        syscall(
+            mips_nr::SETSOCKOPT,
+            fd.as_raw_fd() as core::ffi::c_long,
+            mips_nr::IPPROTO_TCP,
+            mips_nr::TCP_NODELAY,
+            &one as *const c_int,
+            core::mem::size_of::<c_int>(),
+        );
+    }
 }
 
 /// `prlimit64(0, resource, new, old)`: the calling process's limit
@@ -550,7 +691,10 @@ unsafe extern "C" {
     // compatibility symbol with a 32-bit time_t, for binaries built
     // against older musl; the 64-bit one is `__time64`, which musl's
     // headers select for C code.
-    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    #[cfg(not(any(
+        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")),
+        all(target_os = "linux", target_env = "musl", target_arch = "mips")
+    )))]
     #[cfg_attr(all(target_env = "musl", target_pointer_width = "32"), link_name = "__time64")]
     fn time(t: *mut i64) -> i64;
 }
@@ -574,8 +718,29 @@ pub fn unix_time() -> u64 {
     if r < 0 || ts[0] < 0 { 0 } else { ts[0] as u64 }
 }
 
+/// MIPS: the kernel's clock_gettime64 (Linux 5.1), else the 32-bit
+/// clock_gettime of older kernels. musl's time() looks the clock up in the
+/// vDSO first: ~1.7 KB (symbol lookup, strcmp, 32-bit wrappers).
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn unix_time() -> u64 {
+    let mut ts = [0i64; 2];
+    // SAFETY: `ts` is a writable struct __kernel_timespec (two 64-bit
+    // fields); CLOCK_REALTIME is 0.
+    if unsafe { syscall(mips_nr::CLOCK_GETTIME64, 0usize, ts.as_mut_ptr()) } >= 0 {
+        return if ts[0] < 0 { 0 } else { ts[0] as u64 };
+    }
+    let mut old = [0i32; 2];
+    // SAFETY: `old` is a writable 32-bit struct timespec.
+    let r = unsafe { syscall(mips_nr::CLOCK_GETTIME32, 0usize, old.as_mut_ptr()) };
+    // Before 2038 the 32-bit seconds are non-negative.
+    if r < 0 || old[0] < 0 { 0 } else { old[0] as u64 }
+}
+
 /// `time(NULL)`: seconds since the epoch, from musl (vDSO-backed).
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[cfg(not(any(
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")),
+    all(target_os = "linux", target_env = "musl", target_arch = "mips")
+)))]
 pub fn unix_time() -> u64 {
     // SAFETY: a null pointer asks time() for the return value only.
     let t = unsafe { time(core::ptr::null_mut()) };
