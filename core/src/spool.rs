@@ -219,7 +219,7 @@ impl Draft {
         }
         rustix::fs::fsync(&self.file).map_err(w)?;
         let ino = crate::sys::fstat(&self.file).map_err(w)?.ino;
-        let visible = name(secs, ino as u64, 0);
+        let visible = name(secs, ino, 0);
         linkat(&spool.tmp, c_name(&self.name), &spool.new, c_name(&visible), AtFlags::empty()).map_err(w)?;
         if let Err(e) = rustix::fs::fsync(&spool.new) {
             // The caller will be told to try again: take the entry back so
