@@ -251,6 +251,8 @@ struct Writer<'f> {
 }
 
 impl Writer<'_> {
+    /// Not inlined: the Received line calls it once per piece.
+    #[inline(never)]
     fn write(&mut self, b: &[u8]) {
         if !self.failed && write_all_nointr(self.fd, b).is_err() {
             self.failed = true;
