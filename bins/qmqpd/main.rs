@@ -15,7 +15,7 @@
 
 use core::ffi::CStr;
 use picoq_core::control::{ControlDir, ControlError};
-use picoq_core::die::{Die, Line};
+use picoq_core::die::Die;
 use picoq_core::io::{IoError, copy_to_end, read_timeout, write_all_nointr, write_all_timeout};
 use picoq_core::maildir::Maildir;
 use picoq_core::num::{U64_DIGITS, fmt_u64};
@@ -24,7 +24,7 @@ use picoq_core::received::{Trace, write_received};
 use picoq_core::rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use picoq_core::rustix::io::Errno;
 use picoq_core::spill::{Handoff, Spill};
-use picoq_core::sys::{self, Start};
+use picoq_core::sys::{self, ByteBuf, Start};
 use picoq_core::{netstring, qq, tmpfile};
 
 const DIE: Die = Die::new("qmqpd");
@@ -164,25 +164,27 @@ fn control_fatal(name: &[u8], e: ControlError) -> ! {
 /// Writes the answer netstring, logs one line, exits 0.
 fn reply(trace: &Trace<'_>, rcpts: u64, len: u64, answer: Result<u32, &[u8]>) -> ! {
     let mut d = [0u8; U64_DIGITS];
-    let mut t = [0u8; U64_DIGITS];
-    let mut line = Line::new();
+    let mut kok: ByteBuf<{ 8 + 2 * U64_DIGITS }> = ByteBuf::new();
     let text: &[u8] = match answer {
         Ok(qp) => {
-            line.push(b"Kok ");
-            line.push(fmt_u64(sys::unix_time(), &mut t));
-            line.push(b" qp ");
-            line.push(fmt_u64(qp as u64, &mut d));
-            let l = line.finish();
-            &l[..l.len() - 1]
+            kok.extend(b"Kok ");
+            kok.extend(fmt_u64(sys::unix_time(), &mut d));
+            kok.extend(b" qp ");
+            kok.extend(fmt_u64(qp as u64, &mut d));
+            kok.as_slice()
         }
         Err(why) => why,
     };
+    // The answer netstring in one write. Every answer text fits: the
+    // queue's custom text is cut to queue::TEXT_MAX, the fixed ones are
+    // shorter.
+    let mut out: ByteBuf<{ netstring::HEADER_MAX + queue::TEXT_MAX + 1 }> = ByteBuf::new();
+    let text = &text[..text.len().min(queue::TEXT_MAX)];
     let mut h = [0u8; netstring::HEADER_MAX];
-    let h = netstring::header(text.len() as u64, &mut h);
-    let fd1 = sys::std_fd(1);
-    let sent = write_all_timeout(fd1, h, 60)
-        .and_then(|_| write_all_timeout(fd1, text, 60))
-        .and_then(|_| write_all_timeout(fd1, b",", 60));
+    out.extend(netstring::header(text.len() as u64, &mut h));
+    out.extend(text);
+    out.push(b',');
+    let sent = write_all_timeout(sys::std_fd(1), out.as_slice(), 60);
     let mut n = [0u8; U64_DIGITS];
     let mut r = [0u8; U64_DIGITS];
     DIE.info(&[trace.remote_ip, b" rcpts=", fmt_u64(rcpts, &mut r), b" bytes=", fmt_u64(len, &mut n), b" ", text]);
@@ -249,6 +251,8 @@ struct Writer<'f> {
 }
 
 impl Writer<'_> {
+    /// Not inlined: the Received line calls it once per piece.
+    #[inline(never)]
     fn write(&mut self, b: &[u8]) {
         if !self.failed && write_all_nointr(self.fd, b).is_err() {
             self.failed = true;

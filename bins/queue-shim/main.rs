@@ -18,7 +18,6 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-use core::ffi::CStr;
 use picoq_core::die::Die;
 use picoq_core::num::put_dec;
 use picoq_core::qq;
@@ -58,7 +57,7 @@ fn run(start: Start) -> ! {
     // 5. The caller's uid, in decimal, is queue-spool's only argument.
     let mut arg = [0u8; 11];
     let at = put_dec(uid.real as u64, &mut arg[..10]);
-    let Ok(arg) = CStr::from_bytes_with_nul(&arg[at..]) else { surprise(b"uid text") };
+    let Some(arg) = picoq_core::sys::c_str(&arg[at..]) else { surprise(b"uid text") };
     let program = picoq_core::spool::program_path();
     privilege::exec_clean(program, &[c"queue-spool", arg]);
     DIE.fatal(qq::CANNOT_EXEC, &[b"unable to run ", program.to_bytes()])

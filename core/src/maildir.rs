@@ -41,7 +41,7 @@ type Name = ByteBuf<{ NAME_MAX + 1 }>;
 
 /// `name` for the *at calls (`unique_name` ends it with its only NUL).
 fn c_name(name: &Name) -> &CStr {
-    CStr::from_bytes_with_nul(name.as_slice()).unwrap_or(c"")
+    crate::sys::c_str(name.as_slice()).unwrap_or(c"")
 }
 
 impl Maildir {

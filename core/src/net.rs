@@ -5,10 +5,7 @@ use crate::io::{IoError, wait};
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6, SocketFlags, SocketType, connect, socket_with,
-    sockopt,
-};
+use rustix::net::{AddressFamily, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6, connect};
 
 /// Why a connection could not be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,8 +25,7 @@ pub fn connect_timeout(addr: &ServerAddr, secs: u32) -> Result<OwnedFd, ConnectE
         ServerAddr::V4(..) => AddressFamily::INET,
         ServerAddr::V6(..) => AddressFamily::INET6,
     };
-    let fd = socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)
-        .map_err(ConnectError::Socket)?;
+    let fd = crate::sys::tcp_socket(family).map_err(ConnectError::Socket)?;
     let started = match *addr {
         ServerAddr::V4(ip, port) => connect(&fd, &SocketAddrV4::new(Ipv4Addr::from(ip), port)),
         ServerAddr::V6(ip, port) => connect(&fd, &SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)),
@@ -45,7 +41,7 @@ pub fn connect_timeout(addr: &ServerAddr, secs: u32) -> Result<OwnedFd, ConnectE
         Err(IoError::Timeout) => return Err(ConnectError::Timeout),
         Err(IoError::Os(e)) => return Err(ConnectError::Refused(e)),
     }
-    match sockopt::socket_error(&fd) {
+    match crate::sys::socket_error(fd.as_fd()) {
         Ok(Ok(())) => Ok(fd),
         Ok(Err(Errno::TIMEDOUT)) => Err(ConnectError::Timeout),
         Ok(Err(e)) | Err(e) => Err(ConnectError::Refused(e)),
@@ -121,5 +117,5 @@ fn is_input_error(e: Errno) -> bool {
 /// Sets TCP_NODELAY: picoq writes whole protocol units itself, so Nagle's
 /// algorithm would only add delayed-ACK stalls between them.
 pub fn set_nodelay<Fd: AsFd>(sock: Fd) {
-    let _ = sockopt::set_tcp_nodelay(sock, true);
+    crate::sys::set_nodelay(sock.as_fd());
 }

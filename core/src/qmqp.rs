@@ -35,22 +35,14 @@ pub struct MessageFile<'a> {
     pub len: u64,
 }
 
-/// Appends `addr` as a netstring to the envelope part: written in one
-/// piece into the spill's memory (this runs once per recipient).
+/// Appends `addr` as a netstring to the envelope part. Three pushes: per
+/// recipient a few instructions more than reserving room for the whole
+/// netstring first, and ~250 B less code (qmqpc's 20 KiB budget).
 pub fn push_address<const N: usize>(tail: &mut Spill<'_, N>, addr: &[u8]) -> Result<(), Errno> {
     let mut h = [0u8; HEADER_MAX];
-    let h = netstring::header(addr.len() as u64, &mut h);
-    match tail.reserve(h.len() + addr.len() + 1)? {
-        Some(buf) => {
-            // Room was reserved: these cannot fail.
-            buf.extend(h);
-            buf.extend(addr);
-            buf.push(b',');
-            Ok(())
-        }
-        // Only for an address longer than the spill's memory.
-        None => tail.push(h).and_then(|_| tail.push(addr)).and_then(|_| tail.push(b",")),
-    }
+    tail.push(netstring::header(addr.len() as u64, &mut h))?;
+    tail.push(addr)?;
+    tail.push(b",")
 }
 
 /// Starts the envelope part: the comma that closes the message netstring.

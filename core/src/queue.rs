@@ -18,7 +18,6 @@ use crate::sys::{self, Start};
 use core::ffi::CStr;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
-use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, WaitOptions, waitpid};
 
 /// Longest custom error text kept (the rest is read and dropped); it ends
@@ -43,7 +42,7 @@ pub fn start_queue(
     message: BorrowedFd<'_>,
     envelope: BorrowedFd<'_>,
 ) -> Result<QueueRun, Errno> {
-    let (errors, err_w) = pipe_with(PipeFlags::CLOEXEC)?;
+    let (errors, err_w) = sys::pipe_cloexec()?;
     let pid = sys::spawn(start, program, &[(message, 0), (envelope, 1), (err_w.as_fd(), ERROR_FD)])?;
     Ok(QueueRun { pid, errors })
 }
@@ -147,7 +146,7 @@ pub fn enqueue<'t, const N: usize>(
     // (it reads fd 0 to its end first); a large one is already a file.
     let (pipe, bytes, fd1) = match handoff {
         Handoff::Memory(b) => {
-            let Ok((r, w)) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC) else { return Err(QQT_FAILURE) };
+            let Ok((r, w)) = sys::pipe_cloexec() else { return Err(QQT_FAILURE) };
             (Some((r, w)), b, None)
         }
         Handoff::File(f) => (None, &[][..], Some(f)),

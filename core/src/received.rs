@@ -28,12 +28,16 @@ pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
     // Whole 400-year cycles (146,097 days each: the Gregorian calendar
     // repeats) first, then years and months one at a time: loops are a
     // fraction of the code of the closed-form civil_from_days.
-    let mut days = unix / 86400;
-    let mut year = 1970 + 400 * (days / 146_097);
-    days %= 146_097;
+    // 86,400 = 128 * 675 and 146,097 = 3 * 48,699: divisors below 2^16
+    // (num::div_small: no 64-bit division routine on 32-bit targets).
+    let (mut days, _) = crate::num::div_small(unix >> 7, 675);
+    let secs = (unix - days * 86400) as u32;
+    let (cycles, _) = crate::num::div_small(crate::num::div_small(days, 3).0, 48_699);
+    let mut year = 1970 + 400 * cycles;
+    days -= cycles * 146_097;
     let mut leap;
     loop {
-        leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+        leap = year & 3 == 0 && (crate::num::div_small(year, 100).1 != 0 || crate::num::div_small(year, 400).1 == 0);
         let len = 365 + leap as u64;
         if days < len {
             break;
@@ -62,9 +66,8 @@ pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
     buf[len..len + y.len()].copy_from_slice(y);
     len += y.len();
     // " HH:MM:SS -0000"
-    let secs = unix % 86400;
     let mut time = *b" 00:00:00 -0000";
-    let two = |t: &mut [u8; 15], i: usize, n: u64| {
+    let two = |t: &mut [u8; 15], i: usize, n: u32| {
         t[i] = b'0' + (n / 10) as u8;
         t[i + 1] = b'0' + (n % 10) as u8;
     };
@@ -76,8 +79,10 @@ pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
 }
 
 /// received.c's `issafe` (plus `[` and `]`).
+/// A `match`, not `b"...".contains(&b)`: that is core's generic memchr
+/// (~300 B) called once per byte.
 fn is_safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"[].@%+/=:-".contains(&b)
+    b.is_ascii_alphanumeric() || matches!(b, b'[' | b']' | b'.' | b'@' | b'%' | b'+' | b'/' | b'=' | b':' | b'-')
 }
 
 /// Passes `s` to `out` with every unsafe byte replaced by `?`, in chunks.

@@ -37,6 +37,13 @@ impl<'d, const N: usize> Spill<'d, N> {
         if self.buf.extend(data) {
             return Ok(());
         }
+        self.push_slow(data)
+    }
+
+    /// `push` once the memory part is full: kept apart so that the common
+    /// case is a check and a copy, without the register saves this needs.
+    #[inline(never)]
+    fn push_slow(&mut self, data: &[u8]) -> Result<(), Errno> {
         self.flush()?;
         if !self.buf.extend(data) {
             if let Some(file) = &self.file {

@@ -98,7 +98,7 @@ fn name(a: u64, b: u64, c: u64) -> Name {
 }
 
 fn c_name(n: &Name) -> &CStr {
-    CStr::from_bytes_with_nul(n.as_slice()).unwrap_or(c"")
+    crate::sys::c_str(n.as_slice()).unwrap_or(c"")
 }
 
 /// Why the spool can't be used.
@@ -145,7 +145,7 @@ impl Spool {
 
     /// Who owns `queue/` (the spool user).
     pub fn owner(&self) -> Result<u32, Errno> {
-        rustix::fs::fstat(&self.queue).map(|st| st.st_uid)
+        crate::sys::fstat(&self.queue).map(|st| st.uid)
     }
 
     /// Creates `tmp/SECS.PID` with room for the header; the file is the
@@ -186,8 +186,8 @@ impl Spool {
             Mode::empty(),
         ) {
             // Only a FIFO: never write into a regular file planted there.
-            if rustix::fs::fstat(&fifo)
-                .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
+            if crate::sys::fstat(&fifo)
+                .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.mode as _) == rustix::fs::FileType::Fifo)
             {
                 let _ = rustix::io::write(&fifo, b"x");
             }
@@ -232,8 +232,8 @@ impl Draft {
             return Err(SpoolError::Write(Errno::IO));
         }
         rustix::fs::fsync(&self.file).map_err(w)?;
-        let ino = rustix::fs::fstat(&self.file).map_err(w)?.st_ino;
-        let visible = name(secs, ino as u64, 0);
+        let ino = crate::sys::fstat(&self.file).map_err(w)?.ino;
+        let visible = name(secs, ino, 0);
         linkat(&spool.tmp, c_name(&self.name), &spool.new, c_name(&visible), AtFlags::empty()).map_err(w)?;
         if let Err(e) = rustix::fs::fsync(&spool.new) {
             // The caller will be told to try again: take the entry back so

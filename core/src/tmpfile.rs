@@ -40,7 +40,7 @@ pub fn anonymous(dir: &CStr) -> Result<OwnedFd, Errno> {
     let mut name = *b"picoq.tmp.0000000000000000\0";
     for attempt in 0..NAME_TRIES as u64 {
         put_hex(&mut name[10..26], pid << 8 | attempt);
-        let name = CStr::from_bytes_with_nul(&name).map_err(|_| Errno::INVAL)?;
+        let name = crate::sys::c_str(&name).ok_or(Errno::INVAL)?;
         match openat(
             &dirfd,
             name,

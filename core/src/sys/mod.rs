@@ -22,13 +22,41 @@ pub use buf::ByteBuf;
 unsafe extern "C" {
     fn _exit(code: c_int) -> !;
     fn signal(sig: c_int, handler: usize) -> usize;
+    #[cfg_attr(
+        all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+        ),
+        allow(dead_code)
+    )]
     fn sigemptyset(set: *mut SigSet) -> c_int;
+    #[cfg_attr(
+        all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+        ),
+        allow(dead_code)
+    )]
     fn sigaddset(set: *mut SigSet, sig: c_int) -> c_int;
+    #[cfg_attr(
+        all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+        ),
+        allow(dead_code)
+    )]
     fn sigprocmask(how: c_int, set: *const SigSet, old: *mut SigSet) -> c_int;
 }
 
 /// Room for any platform's `sigset_t` (musl: 128 bytes; glibc: 128;
 /// the BSDs and illumos: 16), initialised by `sigemptyset`.
+#[cfg_attr(
+    all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+    ),
+    allow(dead_code)
+)]
 #[repr(C, align(8))]
 struct SigSet([u8; 128]);
 
@@ -38,11 +66,25 @@ struct SigSet([u8; 128]);
     any(target_os = "linux", target_os = "android"),
     not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc", target_arch = "sparc64"))
 ))]
+#[cfg_attr(
+    all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+    ),
+    allow(dead_code)
+)]
 const SIG_BLOCK: c_int = 0;
 #[cfg(not(all(
     any(target_os = "linux", target_os = "android"),
     not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc", target_arch = "sparc64"))
 )))]
+#[cfg_attr(
+    all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+    ),
+    allow(dead_code)
+)]
 const SIG_BLOCK: c_int = 1;
 
 /// The two signal dispositions picoq sets (privilege.rs): no handler code.
@@ -56,11 +98,224 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// Whether descriptor `fd` is open, by `fcntl(fd, F_GETFD)`.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
 fn raw_fd_is_open(fd: RawFd) -> bool {
     // SAFETY: the borrow lives for this one F_GETFD call, which only reads
     // the descriptor's flags and answers EBADF for a closed number; nothing
     // is read, written or closed through it.
     rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(fd) }).is_ok()
+}
+
+/// Clears close-on-exec on `fd` (`fcntl(fd, F_SETFD, 0)`).
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+fn clear_cloexec(fd: BorrowedFd<'_>) -> bool {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).is_ok()
+}
+
+/// MIPS o32 system call numbers for the calls picoq makes directly there:
+/// rustix goes through musl on MIPS, and musl's `fcntl` (emulations of
+/// F_DUPFD_CLOEXEC and F_GETOWN_EX, ~730 B) and `setrlimit` (applied to
+/// every thread through `__synccall`, which brings semaphores, timed waits
+/// and the vDSO clock: ~5 KB) are far more than picoq needs.
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+mod mips_nr {
+    pub const FCNTL: core::ffi::c_long = 4055;
+    pub const PRLIMIT64: core::ffi::c_long = 4338;
+    pub const FSTAT64: core::ffi::c_long = 4215;
+    pub const PIPE2: core::ffi::c_long = 4328;
+    pub const CLOCK_GETTIME32: core::ffi::c_long = 4263;
+    pub const CLOCK_GETTIME64: core::ffi::c_long = 4403;
+    pub const SOCKET: core::ffi::c_long = 4183;
+    pub const GETSOCKOPT: core::ffi::c_long = 4173;
+    pub const SETSOCKOPT: core::ffi::c_long = 4181;
+    /// MIPS's own SOL_SOCKET and SO_ERROR; IPPROTO_TCP and TCP_NODELAY
+    /// are the usual ones.
+    pub const SOL_SOCKET: core::ffi::c_long = 0xffff;
+    pub const SO_ERROR: core::ffi::c_long = 0x1007;
+    pub const IPPROTO_TCP: core::ffi::c_long = 6;
+    pub const TCP_NODELAY: core::ffi::c_long = 1;
+    /// F_GETFD and F_SETFD (the same numbers as everywhere on Linux).
+    pub const F_GETFD: core::ffi::c_long = 1;
+    pub const F_SETFD: core::ffi::c_long = 2;
+}
+
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+fn raw_fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags and answers EBADF
+    // for a closed number; nothing is read, written or closed.
+    unsafe { syscall(mips_nr::FCNTL, fd as core::ffi::c_long, mips_nr::F_GETFD) >= 0 }
+}
+
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+fn clear_cloexec(fd: BorrowedFd<'_>) -> bool {
+    use rustix::fd::AsRawFd;
+    // SAFETY: F_SETFD with 0 only clears close-on-exec on a descriptor the
+    // caller borrows (it is open for the call).
+    unsafe { syscall(mips_nr::FCNTL, fd.as_raw_fd() as core::ffi::c_long, mips_nr::F_SETFD, 0usize) >= 0 }
+}
+
+/// The parts of `fstat(2)` picoq uses.
+#[derive(Clone, Copy, Debug)]
+pub struct FileStat {
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    pub size: u64,
+    pub uid: u32,
+    pub ino: u64,
+}
+
+/// `fstat(fd)`: rustix's, except on MIPS (below).
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn fstat<Fd: rustix::fd::AsFd>(fd: Fd) -> Result<FileStat, rustix::io::Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(FileStat { mode: st.st_mode as u32, size: st.st_size as u64, uid: st.st_uid, ino: st.st_ino as u64 })
+}
+
+/// `fstat(fd)` on MIPS: the kernel's fstat64 into its o32 `struct stat64`.
+/// rustix's libc backend asks musl for `statx` (through `dlsym`, null in
+/// a static program) and then calls musl's `fstat`, which is `fstatat`
+/// with a /proc/self/fd fallback: ~1.9 KB for four fields.
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn fstat<Fd: rustix::fd::AsFd>(fd: Fd) -> Result<FileStat, rustix::io::Errno> {
+    use rustix::fd::AsRawFd;
+    /// The kernel's o32 `struct stat64` (musl's arch/mips/kstat.h): 104
+    /// bytes, 160 with musl's reserve.
+    #[repr(C, align(8))]
+    struct Stat64([u8; 160]);
+    let mut st = Stat64([0; 160]);
+    // SAFETY: `st` is a writable buffer larger than the kernel's struct
+    // stat64, aligned for its 64-bit fields; `fd` is open for the call.
+    let r = unsafe { syscall(mips_nr::FSTAT64, fd.as_fd().as_raw_fd() as core::ffi::c_long, st.0.as_mut_ptr()) };
+    if r < 0 {
+        return Err(libc_errno());
+    }
+    let b = &st.0;
+    let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    // st_ino at 16, st_mode at 24, st_uid at 32, st_size at 56.
+    Ok(FileStat { mode: u32_at(24), size: u64_at(56), uid: u32_at(32), ino: u64_at(16) })
+}
+
+/// A TCP socket for `family`, non-blocking and close-on-exec.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn tcp_socket(family: rustix::net::AddressFamily) -> Result<rustix::fd::OwnedFd, rustix::io::Errno> {
+    use rustix::net::{SocketFlags, SocketType};
+    rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC, None)
+}
+
+/// The pending error of a socket (`getsockopt(SO_ERROR)`): `Ok(Ok(()))`
+/// when there is none.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn socket_error(fd: BorrowedFd<'_>) -> Result<Result<(), rustix::io::Errno>, rustix::io::Errno> {
+    rustix::net::sockopt::socket_error(fd)
+}
+
+/// Sets TCP_NODELAY on `fd`; failures are ignored.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn set_nodelay(fd: BorrowedFd<'_>) {
+    let _ = rustix::net::sockopt::set_tcp_nodelay(fd, true);
+}
+
+/// MIPS: the kernel's socket call. musl's `socket` retries without
+/// SOCK_CLOEXEC/SOCK_NONBLOCK for kernels before 2.6.27 (which picoq does
+/// not support: Linux 3.2 is its oldest) and pulls in fcntl.
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn tcp_socket(family: rustix::net::AddressFamily) -> Result<rustix::fd::OwnedFd, rustix::io::Errno> {
+    use rustix::fd::FromRawFd;
+    use rustix::net::{SocketFlags, SocketType};
+    let kind = SocketType::STREAM.as_raw() | (SocketFlags::NONBLOCK | SocketFlags::CLOEXEC).bits();
+    // SAFETY: plain integers in; a non-negative result is a new
+    // descriptor that nothing else owns.
+    unsafe {
+        let fd = syscall(mips_nr::SOCKET, family.as_raw() as core::ffi::c_long, kind as core::ffi::c_long, 0usize);
+        if fd < 0 { Err(libc_errno()) } else { Ok(rustix::fd::OwnedFd::from_raw_fd(fd as RawFd)) }
+    }
+}
+
+/// MIPS: the kernel's getsockopt (musl's converts 32/64-bit time options:
+/// ~420 B).
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn socket_error(fd: BorrowedFd<'_>) -> Result<Result<(), rustix::io::Errno>, rustix::io::Errno> {
+    use rustix::fd::AsRawFd;
+    let mut err: c_int = 0;
+    let mut len = core::mem::size_of::<c_int>() as u32;
+    // SAFETY: `err` and `len` are writable and `len` holds err's size;
+    // `fd` is open for the call.
+    let r = unsafe {
+        syscall(
+            mips_nr::GETSOCKOPT,
+            fd.as_raw_fd() as core::ffi::c_long,
+            mips_nr::SOL_SOCKET,
+            mips_nr::SO_ERROR,
+            &mut err as *mut c_int,
+            &mut len as *mut u32,
+        )
+    };
+    if r < 0 {
+        Err(libc_errno())
+    } else if err == 0 {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(rustix::io::Errno::from_raw_os_error(err)))
+    }
+}
+
+/// MIPS: the kernel's setsockopt (musl's converts time options: ~460 B).
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn set_nodelay(fd: BorrowedFd<'_>) {
+    use rustix::fd::AsRawFd;
+    let one: c_int = 1;
+    // SAFETY: `one` is a readable int and its size is passed; `fd` is open
+    // for the call. A failure is ignored (Nagle only adds latency).
+    unsafe {
+        syscall(
+            mips_nr::SETSOCKOPT,
+            fd.as_raw_fd() as core::ffi::c_long,
+            mips_nr::IPPROTO_TCP,
+            mips_nr::TCP_NODELAY,
+            &one as *const c_int,
+            core::mem::size_of::<c_int>(),
+        );
+    }
+}
+
+/// A close-on-exec pipe: (read end, write end).
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+pub fn pipe_cloexec() -> Result<(rustix::fd::OwnedFd, rustix::fd::OwnedFd), rustix::io::Errno> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+}
+
+/// MIPS: the kernel's pipe2 (musl's falls back to pipe + fcntl for
+/// kernels before 2.6.27: ~300 B).
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn pipe_cloexec() -> Result<(rustix::fd::OwnedFd, rustix::fd::OwnedFd), rustix::io::Errno> {
+    use rustix::fd::FromRawFd;
+    let mut fds: [c_int; 2] = [-1, -1];
+    let flags = rustix::pipe::PipeFlags::CLOEXEC.bits() as core::ffi::c_long;
+    // SAFETY: `fds` is a writable int[2]; on success both are new
+    // descriptors that nothing else owns.
+    unsafe {
+        if syscall(mips_nr::PIPE2, fds.as_mut_ptr(), flags) < 0 {
+            return Err(libc_errno());
+        }
+        Ok((rustix::fd::OwnedFd::from_raw_fd(fds[0]), rustix::fd::OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+/// `prlimit64(0, resource, new, old)`: the calling process's limit
+/// `resource` (a kernel RLIMIT_* number), set to `new` when given, read
+/// into `old` when given; limits are `[current, maximum]`.
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub(crate) fn prlimit(resource: i32, new: Option<&[u64; 2]>, old: Option<&mut [u64; 2]>) -> bool {
+    let new = new.map_or(core::ptr::null(), |n| n.as_ptr());
+    let old = old.map_or(core::ptr::null_mut(), |o| o.as_mut_ptr());
+    // SAFETY: pid 0 is this process; `new` is null or a readable struct
+    // rlimit64 (two u64), `old` null or a writable one.
+    unsafe { syscall(mips_nr::PRLIMIT64, 0usize, resource as core::ffi::c_long, new, old) >= 0 }
 }
 
 /// Make sure fds 0, 1 and 2 are open, putting `/dev/null` on closed ones.
@@ -127,7 +382,7 @@ impl Start {
         // for the process (contract of `from_c`).
         unsafe {
             let p = *self.argv.add(i);
-            if p.is_null() { None } else { Some(CStr::from_ptr(p)) }
+            if p.is_null() { None } else { Some(c_str_at(p.cast())) }
         }
     }
 
@@ -158,12 +413,45 @@ impl Start {
             // SAFETY: as above, `entry + k` is within the string or its NUL.
             if k == name.len() && unsafe { *entry.add(k) } == b'=' {
                 // SAFETY: the byte after '=' is within the same string
-                // (possibly its NUL), so it starts a NUL-terminated suffix.
-                return Some(unsafe { CStr::from_ptr(entry.add(k + 1).cast()) });
+                // (possibly its NUL), so it starts a NUL-terminated suffix
+                // alive for the process.
+                return Some(unsafe { c_str_at(entry.add(k + 1)) });
             }
             i += 1;
         }
     }
+}
+
+/// `buf` as a C string when its only NUL byte is its last byte.
+///
+/// `CStr::from_bytes_with_nul` does the same check with core's generic
+/// memchr: ~500 B of code in a program that needs only this, for the
+/// short names (file names, numbers) picoq builds; a plain loop does.
+pub fn c_str(buf: &[u8]) -> Option<&CStr> {
+    if buf.iter().position(|&b| b == 0)? + 1 != buf.len() {
+        return None;
+    }
+    // SAFETY: just checked: `buf` ends in a NUL and has no other.
+    Some(unsafe { CStr::from_bytes_with_nul_unchecked(buf) })
+}
+
+/// The NUL-terminated string at `p` as a `CStr`, measured with a plain
+/// loop (`CStr::from_ptr` links musl's strlen, several times larger for
+/// picoq's few short strings).
+///
+/// # Safety
+/// `p` must point to a NUL-terminated string that lives, unmodified, for
+/// the rest of the process.
+unsafe fn c_str_at(p: *const u8) -> &'static CStr {
+    let mut n = 0;
+    // SAFETY: the string is NUL-terminated (the caller's contract): every
+    // byte up to and including the NUL is readable.
+    // Volatile reads: LLVM would turn a plain loop back into strlen.
+    while unsafe { p.add(n).read_volatile() } != 0 {
+        n += 1;
+    }
+    // SAFETY: `p[..=n]` is the string and its NUL, alive for the process.
+    unsafe { CStr::from_bytes_with_nul_unchecked(core::slice::from_raw_parts(p, n + 1)) }
 }
 
 /// An inherited descriptor known to be open for the whole run.
@@ -195,6 +483,33 @@ pub fn error_fd(start: &Start) -> Option<BorrowedFd<'static>> {
 /// has the same effect on writes, and costs a fraction of the code of
 /// musl's sigaction, which matters for the programs that need nothing else
 /// of it. The mask is inherited across exec, like SIG_IGN would be.)
+///
+/// On the Linux targets picoq builds for this is the kernel's
+/// rt_sigprocmask itself: musl's sigemptyset/sigaddset/sigprocmask/
+/// pthread_sigmask are ~150 B more in every program.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+))]
+pub fn block_sigpipe() {
+    use privilege::raw;
+    const WORD_BITS: usize = usize::BITS as usize;
+    // The kernel's sigset_t: an array of longs, signal n at bit n - 1.
+    let mut mask = [0usize; raw::MASK_BYTES / core::mem::size_of::<usize>()];
+    let bit = rustix::process::Signal::PIPE.as_raw() as usize - 1;
+    mask[bit / WORD_BITS] |= 1 << (bit % WORD_BITS);
+    // SAFETY: `mask` is a readable kernel sigset_t of MASK_BYTES bytes; a
+    // null old-mask pointer is allowed.
+    unsafe {
+        syscall(raw::SYS.1, raw::SIG_BLOCK, mask.as_ptr(), 0usize, raw::MASK_BYTES);
+    }
+}
+
+/// Elsewhere: libc's sigprocmask.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
+)))]
 pub fn block_sigpipe() {
     let mut set = SigSet([0; 128]);
     // SAFETY: `set` is a writable buffer at least as large as the
@@ -372,7 +687,7 @@ pub fn spawn(
             let s = src.as_raw_fd();
             if s == dst {
                 // dup2 onto itself keeps close-on-exec set: clear it.
-                if rustix::io::fcntl_setfd(src, rustix::io::FdFlags::empty()).is_err() {
+                if !clear_cloexec(src) {
                     exit(crate::qq::CANNOT_EXEC);
                 }
             // SAFETY: dup2 only manipulates this process's descriptor
@@ -400,7 +715,10 @@ unsafe extern "C" {
     // compatibility symbol with a 32-bit time_t, for binaries built
     // against older musl; the 64-bit one is `__time64`, which musl's
     // headers select for C code.
-    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    #[cfg(not(any(
+        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")),
+        all(target_os = "linux", target_env = "musl", target_arch = "mips")
+    )))]
     #[cfg_attr(all(target_env = "musl", target_pointer_width = "32"), link_name = "__time64")]
     fn time(t: *mut i64) -> i64;
 }
@@ -424,8 +742,29 @@ pub fn unix_time() -> u64 {
     if r < 0 || ts[0] < 0 { 0 } else { ts[0] as u64 }
 }
 
+/// MIPS: the kernel's clock_gettime64 (Linux 5.1), else the 32-bit
+/// clock_gettime of older kernels. musl's time() looks the clock up in the
+/// vDSO first: ~1.7 KB (symbol lookup, strcmp, 32-bit wrappers).
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+pub fn unix_time() -> u64 {
+    let mut ts = [0i64; 2];
+    // SAFETY: `ts` is a writable struct __kernel_timespec (two 64-bit
+    // fields); CLOCK_REALTIME is 0.
+    if unsafe { syscall(mips_nr::CLOCK_GETTIME64, 0usize, ts.as_mut_ptr()) } >= 0 {
+        return if ts[0] < 0 { 0 } else { ts[0] as u64 };
+    }
+    let mut old = [0i32; 2];
+    // SAFETY: `old` is a writable 32-bit struct timespec.
+    let r = unsafe { syscall(mips_nr::CLOCK_GETTIME32, 0usize, old.as_mut_ptr()) };
+    // Before 2038 the 32-bit seconds are non-negative.
+    if r < 0 || old[0] < 0 { 0 } else { old[0] as u64 }
+}
+
 /// `time(NULL)`: seconds since the epoch, from musl (vDSO-backed).
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[cfg(not(any(
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")),
+    all(target_os = "linux", target_env = "musl", target_arch = "mips")
+)))]
 pub fn unix_time() -> u64 {
     // SAFETY: a null pointer asks time() for the return value only.
     let t = unsafe { time(core::ptr::null_mut()) };
@@ -484,3 +823,26 @@ pub fn poll_secs(fds: &mut [rustix::event::PollFd<'_>], secs: u32) -> Result<usi
 
 // queue-shim's privileged primitives (reset, drop, verify, clean exec).
 pub mod privilege;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_str_wants_exactly_one_nul_at_the_end() {
+        assert_eq!(c_str(b"abc\0"), Some(c"abc"));
+        assert_eq!(c_str(b"\0"), Some(c""));
+        assert_eq!(c_str(b"abc"), None);
+        assert_eq!(c_str(b""), None);
+        assert_eq!(c_str(b"a\0c\0"), None);
+        assert_eq!(c_str(b"abc\0\0"), None);
+    }
+
+    #[test]
+    fn c_str_at_measures_up_to_the_nul() {
+        static S: &[u8] = b"PICOQ_HOME=/var/qmail\0";
+        // SAFETY: S is a NUL-terminated static.
+        let s = unsafe { c_str_at(S.as_ptr()) };
+        assert_eq!(s.to_bytes(), b"PICOQ_HOME=/var/qmail");
+    }
+}

@@ -12,9 +12,11 @@
 )))]
 use super::{SigSet, set_signal};
 use core::ffi::{CStr, c_char, c_int};
+use rustix::process::Resource;
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+use rustix::process::Rlimit;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use rustix::process::{Gid, Uid};
-use rustix::process::{Resource, Rlimit};
 
 #[link(name = "c")]
 unsafe extern "C" {
@@ -63,7 +65,7 @@ pub fn reset_signals() {
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")
 ))]
-mod raw {
+pub(super) mod raw {
     use core::ffi::c_long;
     #[cfg(target_arch = "x86_64")]
     pub const SYS: (c_long, c_long) = (13, 14);
@@ -89,6 +91,10 @@ mod raw {
     pub const SIG_SETMASK: c_long = 2;
     #[cfg(target_arch = "mips")]
     pub const SIG_SETMASK: c_long = 3;
+    #[cfg(not(target_arch = "mips"))]
+    pub const SIG_BLOCK: c_long = 0;
+    #[cfg(target_arch = "mips")]
+    pub const SIG_BLOCK: c_long = 1;
 }
 
 #[cfg(all(
@@ -156,8 +162,28 @@ pub fn ignore_sigxfsz() {
 /// around. False when the limit can't be set.
 pub fn restrict_files() -> bool {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let zero = Rlimit { current: Some(0), maximum: Some(0) };
-    rustix::process::setrlimit(Resource::Core, zero).is_ok()
+    #[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+    {
+        let zero = Rlimit { current: Some(0), maximum: Some(0) };
+        rustix::process::setrlimit(Resource::Core, zero).is_ok()
+    }
+    // MIPS: the kernel's prlimit64, not musl's setrlimit (see `prlimit`).
+    #[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+    super::prlimit(Resource::Core as i32, Some(&[0, 0]), None)
+}
+
+/// The descriptor limit (RLIMIT_NOFILE's current value); `None` when
+/// unlimited or unknown.
+#[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+fn nofile_limit() -> Option<u64> {
+    rustix::process::getrlimit(Resource::Nofile).current
+}
+
+#[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
+fn nofile_limit() -> Option<u64> {
+    let mut old = [0u64; 2];
+    // RLIM_INFINITY is all ones in the kernel's rlimit64.
+    (super::prlimit(Resource::Nofile as i32, None, Some(&mut old)) && old[0] != u64::MAX).then_some(old[0])
 }
 
 /// Closes every descriptor from 3 up, except 6 when `keep6` (the
@@ -168,7 +194,7 @@ pub fn close_from_3(keep6: bool) {
     if close_range(a.0, a.1) && (b.0 > b.1 || close_range(b.0, b.1)) {
         return;
     }
-    let limit = match rustix::process::getrlimit(Resource::Nofile).current {
+    let limit = match nofile_limit() {
         Some(n) if n < i32::MAX as u64 => n as i32,
         _ => i32::MAX,
     };
