@@ -162,13 +162,21 @@ pub struct FileStat {
     pub size: u64,
     pub uid: u32,
     pub ino: u64,
+    /// `st_mtime`, unix seconds.
+    pub mtime: i64,
 }
 
 /// `fstat(fd)`: rustix's, except on MIPS (below).
 #[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
 pub fn fstat<Fd: rustix::fd::AsFd>(fd: Fd) -> Result<FileStat, rustix::io::Errno> {
     let st = rustix::fs::fstat(fd)?;
-    Ok(FileStat { mode: st.st_mode as u32, size: st.st_size as u64, uid: st.st_uid, ino: st.st_ino as u64 })
+    Ok(FileStat {
+        mode: st.st_mode as u32,
+        size: st.st_size as u64,
+        uid: st.st_uid,
+        ino: st.st_ino as u64,
+        mtime: st.st_mtime as i64,
+    })
 }
 
 /// `fstat(fd)` on MIPS: the kernel's fstat64 into its o32 `struct stat64`.
@@ -196,8 +204,9 @@ pub fn fstat<Fd: rustix::fd::AsFd>(fd: Fd) -> Result<FileStat, rustix::io::Errno
         w.copy_from_slice(&b[i..i + 8]);
         u64::from_ne_bytes(w)
     };
-    // st_ino at 16, st_mode at 24, st_uid at 32, st_size at 56.
-    Ok(FileStat { mode: u32_at(24), size: u64_at(56), uid: u32_at(32), ino: u64_at(16) })
+    // st_ino at 16, st_mode at 24, st_uid at 32, st_size at 56, st_mtime
+    // at 72 (the kernel's 32-bit seconds, read unsigned: past 2038).
+    Ok(FileStat { mode: u32_at(24), size: u64_at(56), uid: u32_at(32), ino: u64_at(16), mtime: u32_at(72) as i64 })
 }
 
 /// A TCP socket for `family`, non-blocking and close-on-exec.
