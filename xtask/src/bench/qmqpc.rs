@@ -115,11 +115,12 @@ pub fn bench(b: &mut Bench) {
     if let [big, tiny] = hwms[..] {
         b.figure(&Figure {
             what: "qmqpc VmHWM, 64 MiB message minus tiny message",
-            how: "the two figures above: memory must not grow with the message (the sample moment\n\
-                  makes each figure vary by a page or two; a smaller big-message figure is no growth)",
+            how: "the two figures above: memory must not grow with the message. The sample moment\n\
+                  makes each figure vary by a page or two (both 48-56 KiB over repeated runs), so the\n\
+                  target allows two pages; growth with a 64 MiB message would show as megabytes",
             value: big.saturating_sub(tiny),
             unit: "KiB",
-            target: Some(0),
+            target: Some(8),
             qmail: Some("580 KB more at 1 MiB"),
         });
     }
