@@ -240,8 +240,8 @@ impl Elf {
         let ehsize = if is64 { 64 } else { 52 };
         let tables = [
             ("ELF header", 0..ehsize),
-            ("program headers", phoff..phoff + phnum * phentsize),
-            ("section headers", shoff..shoff + shnum * shentsize),
+            ("program headers", phoff..phoff.saturating_add(phnum * phentsize)),
+            ("section headers", shoff..shoff.saturating_add(shnum * shentsize)),
         ];
         let exec_page_problems = foreign_exec_bytes(b, machine, &phdrs, &sections, &tables);
         Ok(Elf { is64, big_endian: be, e_type, machine, phdrs, sections, dynamic, needed, exec_page_problems })
