@@ -35,7 +35,8 @@ unit:
 blackbox: build
 	PICOQ_BIN_DIR=$(RELEASE_DIR) $(CARGO) test --locked -p picoq --tests
 
-# Every run: each program static, PIE, RELRO, NX (budgets: make size).
+# Every run: each program static, PIE, RELRO, NX, nothing but code in its
+# executable pages (budgets: make size).
 hardening: build
 	$(CARGO) xtask size --hardening $(TARGET)
 

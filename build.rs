@@ -10,6 +10,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     println!("cargo:rerun-if-changed=targets/picoq.ld");
     println!("cargo:rerun-if-changed=targets/picoq-lld.ld");
+    println!("cargo:rerun-if-changed=targets/picoq-code-last.ld");
     // core's `#[link(name = "c")]` puts -lc right after core on the link
     // line; rustix and core's other dependencies come later and need
     // memcpy/memcmp too. A final -lc resolves them (static archives are
@@ -40,5 +41,11 @@ fn main() {
         // bare (rust-)lld, which rejects cc's `-Wl,` form.
         let script = if linker.contains("zigcc") { "picoq-lld.ld" } else { "picoq.ld" };
         println!("cargo:rustc-link-arg-bins=-T{dir}/targets/{script}");
+    }
+    // x86_64: the code last in the file, from a page boundary; the linker
+    // .cargo/config.toml names (targets/x86_64-linux-musl-ld) then ends a
+    // stripped program right after it (see picoq-code-last.ld).
+    if target == "x86_64-unknown-linux-musl" {
+        println!("cargo:rustc-link-arg-bins=-T{dir}/targets/picoq-code-last.ld");
     }
 }

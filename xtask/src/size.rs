@@ -1,6 +1,7 @@
 //! `cargo xtask size [TRIPLE]`: builds release for TRIPLE, then checks every
 //! program that has a budget in `targets/TRIPLE.toml` against it, and its
-//! ELF hardening (static PIE, RELRO, non-executable stack, W^X).
+//! ELF hardening (static PIE, RELRO, non-executable stack, W^X, nothing but
+//! code in the pages mapped executable).
 
 use crate::elf::Elf;
 use crate::targets::{self, Target};
@@ -38,12 +39,15 @@ pub fn main(args: &[String]) -> ExitCode {
     print_table(&root, &target, &rows);
     let failed = rows.iter().any(|r| if hardening_only { r.not_hardened() } else { r.failed() });
     if hardening_only {
+        let accepted = rows.iter().any(|r| matches!(&r.state, State::Built(f) if !f.accepted.is_empty()));
         println!(
             "size --hardening: {}",
             if failed {
                 "FAIL: a program is not hardened"
+            } else if accepted {
+                "every built program is static, PIE, RELRO and NX, but for the accepted deviations above (budgets not enforced)"
             } else {
-                "every built program is static, PIE, RELRO and NX (budgets not enforced)"
+                "every built program is static, PIE, RELRO and NX, and maps only code executable (budgets not enforced)"
             }
         );
     }
@@ -79,8 +83,11 @@ pub enum State {
 pub struct Figures {
     pub bytes: u64,
     /// .text, .rodata, .data, .bss (None: no such section, or no section
-    /// headers).
+    /// headers; then .text is the code's size, see `text_from_load`).
     pub sections: [Option<u64>; 4],
+    /// No section headers (x86_64 cuts them after the link): .text is the
+    /// executable PT_LOADs' p_filesz instead.
+    pub text_from_load: bool,
     pub bind_now: bool,
     /// "ELF64 little-endian x86-64 static PIE".
     pub format: String,
@@ -127,9 +134,15 @@ pub fn measure(root: &Path, target: &Target) -> Vec<Row> {
                     Err(e) => State::Unreadable(e),
                     Ok(elf) => {
                         let (accepted, problems) = split_problems(target, &elf.hardening_problems());
+                        let mut sections = SECTIONS.map(|s| elf.section_size(s));
+                        let text_from_load = elf.sections.is_empty();
+                        if text_from_load {
+                            sections[0] = Some(elf.code_bytes());
+                        }
                         State::Built(Figures {
                             bytes: bytes.len() as u64,
-                            sections: SECTIONS.map(|s| elf.section_size(s)),
+                            sections,
+                            text_from_load,
                             bind_now: elf.bind_now(),
                             format: elf.describe(),
                             problems,
@@ -164,12 +177,13 @@ pub fn print_table(root: &Path, target: &Target, rows: &[Row]) {
         show(root, &targets::path(root, &target.triple))
     );
     println!(
-        "checks: PIE (ET_DYN), no PT_INTERP, no DT_NEEDED, PT_GNU_RELRO, non-executable PT_GNU_STACK, no writable+executable LOAD; BIND_NOW is reported only"
+        "checks: PIE (ET_DYN), no PT_INTERP, no DT_NEEDED, PT_GNU_RELRO, non-executable PT_GNU_STACK, no writable+executable LOAD, nothing but code in the file pages an executable LOAD maps; BIND_NOW is reported only"
     );
     println!();
     let head = ["program", "bytes", "budget", "of budget", ".text", ".rodata", ".data", ".bss", "BIND_NOW", "result"];
     let mut table: Vec<[String; 10]> = vec![head.map(str::to_string)];
     let mut notes = Vec::new();
+    let mut text_from_load = false;
     for r in rows {
         let dash = || "-".to_string();
         let mut line =
@@ -185,6 +199,10 @@ pub fn print_table(root: &Path, target: &Target, rows: &[Row]) {
                 line[3] = format!("{:.1}%", f.bytes as f64 * 100.0 / r.budget as f64);
                 for (i, s) in f.sections.iter().enumerate() {
                     line[4 + i] = s.map_or_else(dash, thousands);
+                }
+                if f.text_from_load {
+                    line[4].push('*');
+                    text_from_load = true;
                 }
                 line[8] = if f.bind_now { "yes" } else { "no" }.into();
                 let mut result = Vec::new();
@@ -229,6 +247,11 @@ pub fn print_table(root: &Path, target: &Target, rows: &[Row]) {
     }
     for n in &notes {
         println!("  {n}");
+    }
+    if text_from_load {
+        println!(
+            "  *: no section headers (removed after the link, see targets/x86_64-linux-musl-ld): .text is the executable LOAD's p_filesz, the code"
+        );
     }
     let failed: Vec<&str> = rows.iter().filter(|r| r.failed()).map(|r| r.name.as_str()).collect();
     let built = rows.iter().filter(|r| !matches!(r.state, State::NotBuilt)).count();
