@@ -327,6 +327,84 @@ pub(crate) fn prlimit(resource: i32, new: Option<&[u64; 2]>, old: Option<&mut [u
     unsafe { syscall(mips_nr::PRLIMIT64, 0usize, resource as core::ffi::c_long, new, old) >= 0 }
 }
 
+/// Makes the program's PT_GNU_RELRO pages read-only.
+///
+/// musl's static-PIE start-up (rcrt1.o) applies the relocations itself but,
+/// unlike its dynamic linker, never mprotects RELRO: the GOT, `.init_array`
+/// and `.data.rel.ro` (the vtables behind `&dyn` calls) would stay writable
+/// for the whole run. Called first thing in `main`, when every relocation
+/// is done and nothing writes there any more. A failure leaves the pages
+/// as they were (writable), as before this existed; it is not fatal.
+#[cfg(all(target_os = "linux", target_env = "musl"))]
+fn protect_relro() {
+    unsafe extern "C" {
+        /// The ELF header, defined by the linker when the header is in a
+        /// loaded segment (else the link fails: no silent miss).
+        static __ehdr_start: u8;
+        fn getauxval(kind: core::ffi::c_ulong) -> core::ffi::c_ulong;
+        fn mprotect(addr: *mut core::ffi::c_void, len: usize, prot: c_int) -> c_int;
+    }
+    const PT_LOAD: u32 = 1;
+    const PT_GNU_RELRO: u32 = 0x6474_e552;
+    const AT_PAGESZ: core::ffi::c_ulong = 6;
+    const PROT_READ: c_int = 1;
+    // Offsets in the ELF header (e_phoff, e_phnum) and in a program header
+    // (p_offset, p_vaddr, p_memsz), and a program header's size: ELF64's
+    // or ELF32's, as wide as a pointer. The words are in native order.
+    #[cfg(target_pointer_width = "64")]
+    mod layout {
+        pub const E_PHOFF: usize = 32;
+        pub const E_PHNUM: usize = 56;
+        pub const P_OFFSET: usize = 8;
+        pub const P_VADDR: usize = 16;
+        pub const P_MEMSZ: usize = 40;
+        pub const PHENT: usize = 56;
+    }
+    #[cfg(target_pointer_width = "32")]
+    mod layout {
+        pub const E_PHOFF: usize = 28;
+        pub const E_PHNUM: usize = 44;
+        pub const P_OFFSET: usize = 4;
+        pub const P_VADDR: usize = 8;
+        pub const P_MEMSZ: usize = 20;
+        pub const PHENT: usize = 32;
+    }
+    use layout::*;
+    let base = &raw const __ehdr_start;
+    // SAFETY: `base` is this program's ELF header, mapped read-only by the
+    // kernel with the rest of its first PT_LOAD (the linker defines
+    // `__ehdr_start` only then); e_phoff and e_phnum locate the program
+    // headers, which the kernel mapped too (it read them from there, AT_PHDR).
+    // Reads are unaligned-safe. mprotect only ever lowers the protection of
+    // whole pages inside the RELRO range, which nothing writes after start-up.
+    unsafe {
+        let word = |at: *const u8| at.cast::<usize>().read_unaligned();
+        let phdrs = base.add(word(base.add(E_PHOFF)));
+        let count = base.add(E_PHNUM).cast::<u16>().read_unaligned() as usize;
+        let mut bias = None;
+        let mut relro = None;
+        for i in 0..count {
+            let ph = phdrs.add(i * PHENT);
+            match ph.cast::<u32>().read_unaligned() {
+                PT_LOAD if word(ph.add(P_OFFSET)) == 0 => bias = Some(base as usize - word(ph.add(P_VADDR))),
+                PT_GNU_RELRO => relro = Some((word(ph.add(P_VADDR)), word(ph.add(P_MEMSZ)))),
+                _ => {}
+            }
+        }
+        let page = getauxval(AT_PAGESZ) as usize;
+        if let (Some(bias), Some((vaddr, len))) = (bias, relro)
+            && page.is_power_of_two()
+        {
+            // Whole pages only: the page holding RELRO's end may hold .data.
+            let start = (bias + vaddr) & !(page - 1);
+            let end = (bias + vaddr + len) & !(page - 1);
+            if end > start {
+                mprotect(start as *mut core::ffi::c_void, end - start, PROT_READ);
+            }
+        }
+    }
+}
+
 /// Make sure fds 0, 1 and 2 are open, putting `/dev/null` on closed ones.
 ///
 /// musl does this itself for setuid programs; doing it always means no file
@@ -376,6 +454,8 @@ impl Start {
         // Check fd 6 first: once we open anything, a closed fd 6 could be
         // reused and look open.
         let fd6_open = raw_fd_is_open(6);
+        #[cfg(all(target_os = "linux", target_env = "musl"))]
+        protect_relro();
         if !ensure_std_fds() {
             exit(crate::qq::INTERNAL_BUG);
         }
