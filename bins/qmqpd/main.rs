@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 use core::ffi::CStr;
+use core::mem::ManuallyDrop;
 use picoq_core::control::{ControlDir, ControlError};
 use picoq_core::die::Die;
 use picoq_core::io::{IoError, copy_to_end, read_timeout, write_all_nointr, write_all_timeout};
@@ -72,9 +73,9 @@ fn run(start: Start) -> ! {
         tmpfile::anonymous(tmpdir).unwrap_or_else(|e| resources(b"unable to create a temporary file", IoError::Os(e)));
     let mut out = Writer { fd: file.as_fd(), failed: false };
     let trace = Trace {
-        local: start.env(b"TCPLOCALHOST").or(start.env(b"TCPLOCALIP")).map_or(b"unknown", CStr::to_bytes),
-        remote_ip: start.env(b"TCPREMOTEIP").map_or(b"unknown", CStr::to_bytes),
-        remote_host: start.env(b"TCPREMOTEHOST").map_or(b"unknown", CStr::to_bytes),
+        local: start.env(b"TCPLOCALHOST").map_or_else(|| env_or_unknown(&start, b"TCPLOCALIP"), CStr::to_bytes),
+        remote_ip: env_or_unknown(&start, b"TCPREMOTEIP"),
+        remote_host: env_or_unknown(&start, b"TCPREMOTEHOST"),
         remote_info: start.env(b"TCPREMOTEINFO").map(CStr::to_bytes),
         helo: None,
     };
@@ -139,9 +140,16 @@ fn run(start: Start) -> ! {
     reply(&trace, rcpts, len, answer)
 }
 
+/// tcpserver's variable `name`, `unknown` when unset.
+#[inline(never)]
+fn env_or_unknown(start: &Start, name: &[u8]) -> &'static [u8] {
+    start.env(name).map_or(b"unknown", CStr::to_bytes)
+}
+
 /// `control/databytes`: the largest message accepted, 0 for no limit. A
 /// missing home means no control files (a Maildir gateway needs none; the
 /// queue hand-off reports the missing home in its answer).
+#[inline(never)]
 fn read_databytes(home: &CStr) -> u64 {
     let control = match ControlDir::open(home) {
         Ok(Ok(c)) => c,
@@ -224,7 +232,9 @@ fn deliver<'t, const N: usize>(
         DIE.warn_io(what, path.to_bytes(), IoError::Os(e));
         Z_MAILDIR
     };
-    let md = Maildir::open(path).map_err(|e| fail(b"unable to open maildir ", e))?;
+    // qmqpd exits once it has answered: the Maildir's descriptors close
+    // with the process, and closing them here would only add code.
+    let md = ManuallyDrop::new(Maildir::open(path).map_err(|e| fail(b"unable to open maildir ", e))?);
     let host = trace.local;
     let draft = md.create(sys::unix_time(), 0, 0, host).map_err(|e| fail(b"unable to create a file in ", e))?;
     let mut buf = [0u8; 4096];
@@ -235,7 +245,7 @@ fn deliver<'t, const N: usize>(
     };
     let copied = written
         && picoq_core::rustix::fs::seek(file, picoq_core::rustix::fs::SeekFrom::Start(0)).is_ok()
-        && copy_to_end(file, draft.file(), &mut buf).is_ok();
+        && copy_to_end(file.as_fd(), draft.file(), &mut buf).is_ok();
     if !copied {
         draft.abort(&md);
         return Err(Z_MAILDIR);

@@ -54,28 +54,23 @@ pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
         days -= len;
         month += 1;
     }
-    let mut d = [0u8; crate::num::U64_DIGITS];
-    let day = crate::num::fmt_u64(days + 1, &mut d);
-    let mut len = day.len();
-    buf[..len].copy_from_slice(day);
-    buf[len] = b' ';
-    buf[len + 1..len + 4].copy_from_slice(&MONTHS[month * 3..month * 3 + 3]);
-    buf[len + 4] = b' ';
-    len += 5;
-    let y = crate::num::fmt_u64(year, &mut d);
-    buf[len..len + y.len()].copy_from_slice(y);
-    len += y.len();
-    // " HH:MM:SS -0000"
-    let mut time = *b" 00:00:00 -0000";
-    let two = |t: &mut [u8; 15], i: usize, n: u32| {
-        t[i] = b'0' + (n / 10) as u8;
-        t[i + 1] = b'0' + (n % 10) as u8;
-    };
-    two(&mut time, 1, secs / 3600);
-    two(&mut time, 4, secs / 60 % 60);
-    two(&mut time, 7, secs % 60);
-    buf[len..len + 15].copy_from_slice(&time);
-    &buf[..len + 15]
+    // Written right to left, digits by put_dec: " -0000", then the
+    // seconds, minutes, hours (two digits each: the '0' fill pads them) and
+    // the year, each after its separator, then the month and the day.
+    *buf = [b'0'; DATE_MAX];
+    let mut at = DATE_MAX - 6;
+    buf[at..].copy_from_slice(b" -0000");
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let fields = [(s as u64, 2, b':'), (m as u64, 2, b':'), (h as u64, 2, b' '), (year, 0, b' ')];
+    for (n, width, sep) in fields {
+        at = crate::num::put_dec(n, &mut buf[..at]).min(at - width) - 1;
+        buf[at] = sep;
+    }
+    at -= 4;
+    buf[at] = b' ';
+    buf[at + 1..at + 4].copy_from_slice(&MONTHS[month * 3..month * 3 + 3]);
+    at = crate::num::put_dec(days + 1, &mut buf[..at]);
+    &buf[at..]
 }
 
 /// received.c's `issafe` (plus `[` and `]`).
