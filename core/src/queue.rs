@@ -63,6 +63,7 @@ impl QueueRun {
 
     /// `qmail_close`: the caller has closed its ends of fds 0 and 1. Reads
     /// fd 6 to its end, waits for the program and maps its exit.
+    #[inline(never)]
     pub fn finish(self, text: &mut [u8; TEXT_MAX]) -> Outcome<'_> {
         let mut len = 0;
         let mut sink = [0u8; 256];
