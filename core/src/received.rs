@@ -54,21 +54,19 @@ pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
         days -= len;
         month += 1;
     }
-    // Written right to left, digits by put_dec: " -0000", then the
-    // seconds, minutes, hours (two digits each: the '0' fill pads them) and
-    // the year, each after its separator, then the month and the day.
-    *buf = [b'0'; DATE_MAX];
-    let mut at = DATE_MAX - 6;
-    buf[at..].copy_from_slice(b" -0000");
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let fields = [(s as u64, 2, b':'), (m as u64, 2, b':'), (h as u64, 2, b' '), (year, 0, b' ')];
-    for (n, width, sep) in fields {
-        at = crate::num::put_dec(n, &mut buf[..at]).min(at - width) - 1;
-        buf[at] = sep;
-    }
-    at -= 4;
+    // " HH:MM:SS -0000" from the digits of 1HHMMSS (the leading 1 keeps
+    // the zeros), then, right to left before it, the year, the month and
+    // the day (put_dec writes at the end of the space it is given).
+    let mut hms = [0u8; 7];
+    crate::num::put_dec(1_000_000 + (secs / 3600 * 10_000 + secs / 60 % 60 * 100 + secs % 60) as u64, &mut hms);
+    let [_, h1, h2, m1, m2, s1, s2] = hms;
+    let mut at = DATE_MAX - 15;
+    buf[at..].copy_from_slice(&[b' ', h1, h2, b':', m1, m2, b':', s1, s2, b' ', b'-', b'0', b'0', b'0', b'0']);
+    // A year has at least four digits: room for " Mon " before them.
+    at = crate::num::put_dec(year, &mut buf[..at]) - 5;
     buf[at] = b' ';
     buf[at + 1..at + 4].copy_from_slice(&MONTHS[month * 3..month * 3 + 3]);
+    buf[at + 4] = b' ';
     at = crate::num::put_dec(days + 1, &mut buf[..at]);
     &buf[at..]
 }
