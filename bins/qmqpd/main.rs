@@ -125,7 +125,8 @@ fn run(start: Start) -> ! {
         Err(D_DATABYTES)
     } else {
         match maildir {
-            Some(path) => deliver(path, &file, &mut headers, &trace),
+            // The client's read buffer is free now: it carries the copies.
+            Some(path) => deliver(path, &file, &mut headers, &trace, &mut client.buf),
             None => {
                 let program = start.env(b"QMAILQUEUE").unwrap_or(c"bin/qmail-queue");
                 // qmail's callers run bin/qmail-queue from the home.
@@ -227,6 +228,7 @@ fn deliver<'t, const N: usize>(
     file: &OwnedFd,
     headers: &mut Spill<'_, N>,
     trace: &Trace<'_>,
+    buf: &mut [u8],
 ) -> Result<u32, &'t [u8]> {
     const Z_MAILDIR: &[u8] = b"Zunable to deliver to the maildir (#4.3.0)";
     let fail = |what: &[u8], e| -> &'t [u8] {
@@ -238,15 +240,14 @@ fn deliver<'t, const N: usize>(
     let md = ManuallyDrop::new(Maildir::open(path).map_err(|e| fail(b"unable to open maildir ", e))?);
     let host = trace.local;
     let draft = md.create(sys::unix_time(), 0, 0, host).map_err(|e| fail(b"unable to create a file in ", e))?;
-    let mut buf = [0u8; 4096];
     let written = match headers.finish() {
         Ok(Handoff::Memory(b)) => write_all_nointr(draft.file(), b).is_ok(),
-        Ok(Handoff::File(f)) => copy_to_end(f, draft.file(), &mut buf).is_ok(),
+        Ok(Handoff::File(f)) => copy_to_end(f, draft.file(), buf).is_ok(),
         Err(_) => false,
     };
     let copied = written
         && picoq_core::rustix::fs::seek(file, picoq_core::rustix::fs::SeekFrom::Start(0)).is_ok()
-        && copy_to_end(file.as_fd(), draft.file(), &mut buf).is_ok();
+        && copy_to_end(file.as_fd(), draft.file(), buf).is_ok();
     if !copied {
         draft.abort(&md);
         return Err(Z_MAILDIR);
@@ -297,12 +298,9 @@ impl Client {
     }
 
     fn fill(&mut self) {
-        let now = sys::unix_time();
-        if now >= self.deadline {
-            resources(b"client too slow", IoError::Timeout);
-        }
-        let secs = (self.deadline - now).min(u32::MAX as u64) as u32;
-        match read_timeout(sys::std_fd(0), &mut self.buf, secs) {
+        let secs = self.deadline.saturating_sub(sys::unix_time()).min(u32::MAX as u64) as u32;
+        let read = if secs == 0 { Err(IoError::Timeout) } else { read_timeout(sys::std_fd(0), &mut self.buf, secs) };
+        match read {
             // The client went away: nothing to answer (qmail exits 0).
             Ok(0) | Err(IoError::Os(_)) => sys::exit(0),
             Ok(n) => {

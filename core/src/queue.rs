@@ -43,8 +43,11 @@ pub fn start_queue(
     envelope: BorrowedFd<'_>,
 ) -> Result<QueueRun, Errno> {
     let (errors, err_w) = sys::pipe_cloexec()?;
-    let pid = sys::spawn(start, program, &[(message, 0), (envelope, 1), (err_w.as_fd(), ERROR_FD)])?;
-    Ok(QueueRun { pid, errors })
+    let pid = sys::spawn(start, program, &[(message, 0), (envelope, 1), (err_w.as_fd(), ERROR_FD)]);
+    // Our copy of the write end goes whether or not the program runs (one
+    // close in the code, not one per outcome).
+    drop(err_w);
+    Ok(QueueRun { pid: pid?, errors })
 }
 
 /// What the queue program said.
@@ -157,13 +160,18 @@ pub fn enqueue<'t, const N: usize>(
         (None, Some(f)) => f,
         (None, None) => return Err(QQT_FAILURE),
     };
-    let Ok(run) = start_queue(start, program, file.as_fd(), fd1) else { return Err(QQT_FAILURE) };
+    let run = start_queue(start, program, file.as_fd(), fd1);
+    // The pipe is closed at one place whatever the outcome (one copy of
+    // the closes in the code).
     if let Some((r, w)) = pipe {
         drop(r);
-        // A queue program that dies early gives EPIPE: its exit status
-        // says what went wrong.
-        let _ = crate::io::write_all_nointr(w.as_fd(), bytes);
+        if run.is_ok() {
+            // A queue program that dies early gives EPIPE: its exit
+            // status says what went wrong.
+            let _ = crate::io::write_all_nointr(w.as_fd(), bytes);
+        }
     }
+    let Ok(run) = run else { return Err(QQT_FAILURE) };
     let pid = run.pid();
     match run.finish(text) {
         Outcome::Accepted => Ok(pid),
