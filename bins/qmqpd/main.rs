@@ -90,9 +90,9 @@ fn run(start: Start) -> ! {
 
     // The envelope: the sender, then recipients until the packet ends. For
     // a Maildir it becomes the header lines at once (`Return-Path`, one
-    // `Delivered-To` per recipient), so it is never read back.
+    // `Delivered-To` per recipient), kept in the envelope's store, so it is
+    // never read back.
     let mut env: EnvelopeBuf<'_, ENV_MEM> = EnvelopeBuf::new(tmpdir);
-    let mut headers: Spill<'_, ENV_MEM> = Spill::new(tmpdir);
     let mut bad = false;
     let mut addr = [0u8; ADDR_LIMIT];
     let mut kind = b'F';
@@ -102,7 +102,7 @@ fn run(start: Start) -> ! {
             Some(a) => {
                 let pushed = match maildir {
                     None => env.push(kind, a),
-                    Some(_) => push_header(&mut headers, kind, a),
+                    Some(_) => push_header(env.store(), kind, a),
                 };
                 if pushed.is_err() {
                     resources(b"unable to write a temporary file", IoError::Os(Errno::IO));
@@ -126,7 +126,7 @@ fn run(start: Start) -> ! {
     } else {
         match maildir {
             // The client's read buffer is free now: it carries the copies.
-            Some(path) => deliver(path, &file, &mut headers, &trace, &mut client.buf),
+            Some(path) => deliver(path, &file, env.store(), &trace, &mut client.buf),
             None => {
                 let program = start.env(b"QMAILQUEUE").unwrap_or(c"bin/qmail-queue");
                 // qmail's callers run bin/qmail-queue from the home.
