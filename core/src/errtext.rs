@@ -75,7 +75,9 @@ pub const fn text_starts<const N: usize>(texts: &[u8]) -> [u16; N] {
 
 /// Text `i` of NUL-separated `texts` whose `text_starts` are `starts`
 /// (one string and a table of offsets instead of a pointer per text,
-/// each of which would need a relocation in a static PIE).
+/// each of which would need a relocation in a static PIE). Out of line:
+/// errno texts and queue texts both use it.
+#[inline(never)]
 pub fn nth_text<'t>(texts: &'t [u8], starts: &[u16], i: usize) -> &'t [u8] {
     match (starts.get(i), starts.get(i + 1)) {
         (Some(&a), Some(&b)) => texts.get(a as usize..(b as usize).saturating_sub(1)).unwrap_or_default(),
