@@ -94,24 +94,27 @@ fn run(start: Start) -> ! {
     // never read back.
     let mut env: EnvelopeBuf<'_, ENV_MEM> = EnvelopeBuf::new(tmpdir);
     let mut bad = false;
-    let mut addr = [0u8; ADDR_LIMIT];
     let mut kind = b'F';
     let mut rcpts = 0u64;
-    while kind == b'F' || client.left > 1 {
-        match client.address(&mut addr) {
-            Some(a) => {
-                let pushed = match maildir {
-                    None => env.push(kind, a),
-                    Some(_) => push_header(env.store(), kind, a),
-                };
-                if pushed.is_err() {
-                    resources(b"unable to write a temporary file", IoError::Os(Errno::IO));
+    // A block: the address buffer's stack space is free for what follows.
+    {
+        let mut addr = [0u8; ADDR_LIMIT];
+        while kind == b'F' || client.left > 1 {
+            match client.address(&mut addr) {
+                Some(a) => {
+                    let pushed = match maildir {
+                        None => env.push(kind, a),
+                        Some(_) => push_header(env.store(), kind, a),
+                    };
+                    if pushed.is_err() {
+                        resources(b"unable to write a temporary file", IoError::Os(Errno::IO));
+                    }
                 }
+                None => bad = true,
             }
-            None => bad = true,
+            rcpts += (kind == b'T') as u64;
+            kind = b'T';
         }
-        rcpts += (kind == b'T') as u64;
-        kind = b'T';
     }
     client.comma();
     if client.left != 0 {
