@@ -366,16 +366,18 @@ impl Client {
         if len >= self.left {
             syntax();
         }
-        let ok = (len as usize) < ADDR_LIMIT;
+        let mut ok = (len as usize) < ADDR_LIMIT;
         let n = if ok { len as usize } else { 0 };
+        // The NUL check as the bytes arrive (no separate search).
         for b in buf[..n].iter_mut() {
             *b = self.byte();
+            ok &= *b != 0;
         }
-        if !ok {
+        if n as u64 != len {
             self.copy(len, None);
         }
         self.comma();
-        (ok && picoq_core::bytes::memchr(0, &buf[..n]).is_none()).then(|| &mut buf[..n])
+        ok.then(|| &mut buf[..n])
     }
 }
 
