@@ -301,7 +301,9 @@ impl Client {
         }
         self.left -= 1;
         self.pos += 1;
-        self.buf[self.pos - 1]
+        // pos <= end <= READ_BUF, so never the default: `get` only spares
+        // the code of a bounds-check panic.
+        self.buf.get(self.pos - 1).copied().unwrap_or_default()
     }
 
     fn fill(&mut self) {
