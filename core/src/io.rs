@@ -52,7 +52,9 @@ pub trait Write {
             if n == 0 {
                 return Err(IoError::Os(Errno::PIPE));
             }
-            buf = &buf[n..];
+            // n <= buf.len() (write's contract): `get` only spares the
+            // code of a bounds-check panic.
+            buf = buf.get(n..).unwrap_or_default();
         }
         Ok(())
     }
@@ -112,7 +114,8 @@ pub fn write_all_nointr(fd: BorrowedFd<'_>, mut buf: &[u8]) -> IoResult<()> {
     while !buf.is_empty() {
         match rustix::io::write(fd, buf) {
             Ok(0) => return Err(IoError::Os(Errno::IO)),
-            Ok(n) => buf = &buf[n..],
+            // n <= buf.len(): `get` only spares a bounds-check panic.
+            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
             Err(Errno::INTR) => continue,
             Err(e) => return Err(IoError::Os(e)),
         }
