@@ -71,7 +71,8 @@ impl QueueRun {
         let mut len = 0;
         let mut sink = [0u8; 256];
         loop {
-            let room = &mut text[len..];
+            // len <= TEXT_MAX; a full text reads into the sink.
+            let room = text.get_mut(len..).unwrap_or_default();
             let buf: &mut [u8] = if room.is_empty() { &mut sink } else { room };
             match rustix::io::read(&self.errors, buf) {
                 Ok(0) => break,
