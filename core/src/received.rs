@@ -62,13 +62,14 @@ pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
     let [_, h1, h2, m1, m2, s1, s2] = hms;
     let mut at = DATE_MAX - 15;
     buf[at..].copy_from_slice(&[b' ', h1, h2, b':', m1, m2, b':', s1, s2, b' ', b'-', b'0', b'0', b'0', b'0']);
+    let year_at = crate::num::put_dec(year, &mut buf[..at]);
     // A year has at least four digits: room for " Mon " before them.
-    at = crate::num::put_dec(year, &mut buf[..at]) - 5;
-    buf[at] = b' ';
-    buf[at + 1..at + 4].copy_from_slice(&MONTHS[month * 3..month * 3 + 3]);
-    buf[at + 4] = b' ';
+    at = year_at - 5;
+    let m = &MONTHS[month * 3..month * 3 + 3];
+    buf[at..year_at].copy_from_slice(&[b' ', m[0], m[1], m[2], b' ']);
     at = crate::num::put_dec(days + 1, &mut buf[..at]);
-    &buf[at..]
+    // at <= DATE_MAX: `get` only spares a bounds-check panic.
+    buf.get(at..).unwrap_or_default()
 }
 
 /// received.c's `issafe` (plus `[` and `]`).
