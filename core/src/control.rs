@@ -141,7 +141,8 @@ impl ControlDir {
         let Some(fd) = self.open_file(name)? else { return Ok(None) };
         let mut len = 0;
         loop {
-            let (line, rest) = buf.split_at_mut(len);
+            // len <= LINE_MAX + 1: the else is never taken (no panic code).
+            let Some((line, rest)) = buf.split_at_mut_checked(len) else { return Err(ControlError::LineTooLong) };
             if let Some(end) = line.iter().position(|&b| b == b'\n') {
                 return Ok(Some(&buf[..end]));
             }

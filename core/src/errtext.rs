@@ -91,9 +91,13 @@ pub fn errno_text(e: Errno, buf: &mut ErrBuf) -> &[u8] {
         return nth_text(TEXTS, &STARTS, i);
     }
     // The digits at the end of `buf`, "error " just before them.
+    // (`start` is at most U64_DIGITS: `get` only spares the code of
+    // bounds-check panics.)
     let start = put_dec(e.raw_os_error() as u64, &mut buf[6..]);
-    buf[start..start + 6].copy_from_slice(b"error ");
-    &buf[start..]
+    if let Some(label) = buf.get_mut(start..start + 6) {
+        label.copy_from_slice(b"error ");
+    }
+    buf.get(start..).unwrap_or_default()
 }
 
 #[cfg(test)]
