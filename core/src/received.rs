@@ -66,9 +66,12 @@ pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
     // A year has at least four digits: room for " Mon " before them.
     at = year_at - 5;
     let m = &MONTHS[month * 3..month * 3 + 3];
-    buf[at..year_at].copy_from_slice(&[b' ', m[0], m[1], m[2], b' ']);
-    at = crate::num::put_dec(days + 1, &mut buf[..at]);
-    // at <= DATE_MAX: `get` only spares a bounds-check panic.
+    // The ranges are always within `buf` (DATE_MAX fits any date): `get`
+    // only spares the code of bounds-check panics.
+    if let Some(mon) = buf.get_mut(at..year_at) {
+        mon.copy_from_slice(&[b' ', m[0], m[1], m[2], b' ']);
+    }
+    at = crate::num::put_dec(days + 1, buf.get_mut(..at).unwrap_or_default());
     buf.get(at..).unwrap_or_default()
 }
 
