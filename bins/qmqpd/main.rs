@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 use core::ffi::CStr;
+use core::mem::ManuallyDrop;
 use picoq_core::control::{ControlDir, ControlError};
 use picoq_core::die::Die;
 use picoq_core::io::{IoError, copy_to_end, read_timeout, write_all_nointr, write_all_timeout};
@@ -58,7 +59,7 @@ fn run(start: Start) -> ! {
         Some(t) if !t.is_empty() => t,
         _ => c"/tmp",
     };
-    let mut client = Client { buf: [0; READ_BUF], pos: 0, end: 0, left: 0, deadline: sys::unix_time() + DEADLINE };
+    let mut client = Client { pos: 0, end: 0, left: 0, deadline: sys::unix_time() + DEADLINE, buf: [0; READ_BUF] };
 
     // The packet: LEN ':' then LEN bytes (message, sender, recipients) ','.
     client.left = u64::MAX;
@@ -72,9 +73,9 @@ fn run(start: Start) -> ! {
         tmpfile::anonymous(tmpdir).unwrap_or_else(|e| resources(b"unable to create a temporary file", IoError::Os(e)));
     let mut out = Writer { fd: file.as_fd(), failed: false };
     let trace = Trace {
-        local: start.env(b"TCPLOCALHOST").or(start.env(b"TCPLOCALIP")).map_or(b"unknown", CStr::to_bytes),
-        remote_ip: start.env(b"TCPREMOTEIP").map_or(b"unknown", CStr::to_bytes),
-        remote_host: start.env(b"TCPREMOTEHOST").map_or(b"unknown", CStr::to_bytes),
+        local: start.env(b"TCPLOCALHOST").map_or_else(|| env_or_unknown(&start, b"TCPLOCALIP"), CStr::to_bytes),
+        remote_ip: env_or_unknown(&start, b"TCPREMOTEIP"),
+        remote_host: env_or_unknown(&start, b"TCPREMOTEHOST"),
         remote_info: start.env(b"TCPREMOTEINFO").map(CStr::to_bytes),
         helo: None,
     };
@@ -89,28 +90,31 @@ fn run(start: Start) -> ! {
 
     // The envelope: the sender, then recipients until the packet ends. For
     // a Maildir it becomes the header lines at once (`Return-Path`, one
-    // `Delivered-To` per recipient), so it is never read back.
+    // `Delivered-To` per recipient), kept in the envelope's store, so it is
+    // never read back.
     let mut env: EnvelopeBuf<'_, ENV_MEM> = EnvelopeBuf::new(tmpdir);
-    let mut headers: Spill<'_, ENV_MEM> = Spill::new(tmpdir);
     let mut bad = false;
-    let mut addr = [0u8; ADDR_LIMIT];
     let mut kind = b'F';
     let mut rcpts = 0u64;
-    while kind == b'F' || client.left > 1 {
-        match client.address(&mut addr) {
-            Some(a) => {
-                let pushed = match maildir {
-                    None => env.push(kind, a),
-                    Some(_) => push_header(&mut headers, kind, a),
-                };
-                if pushed.is_err() {
-                    resources(b"unable to write a temporary file", IoError::Os(Errno::IO));
+    // A block: the address buffer's stack space is free for what follows.
+    {
+        let mut addr = [0u8; ADDR_LIMIT];
+        while kind == b'F' || client.left > 1 {
+            match client.address(&mut addr) {
+                Some(a) => {
+                    let pushed = match maildir {
+                        None => env.push(kind, a),
+                        Some(_) => push_header(env.store(), kind, a),
+                    };
+                    if pushed.is_err() {
+                        resources(b"unable to write a temporary file", IoError::Os(Errno::IO));
+                    }
                 }
+                None => bad = true,
             }
-            None => bad = true,
+            rcpts += (kind == b'T') as u64;
+            kind = b'T';
         }
-        rcpts += (kind == b'T') as u64;
-        kind = b'T';
     }
     client.comma();
     if client.left != 0 {
@@ -124,7 +128,8 @@ fn run(start: Start) -> ! {
         Err(D_DATABYTES)
     } else {
         match maildir {
-            Some(path) => deliver(path, &file, &mut headers, &trace),
+            // The client's read buffer is free now: it carries the copies.
+            Some(path) => deliver(path, &file, env.store(), &trace, &mut client.buf),
             None => {
                 let program = start.env(b"QMAILQUEUE").unwrap_or(c"bin/qmail-queue");
                 // qmail's callers run bin/qmail-queue from the home.
@@ -139,16 +144,24 @@ fn run(start: Start) -> ! {
     reply(&trace, rcpts, len, answer)
 }
 
+/// tcpserver's variable `name`, `unknown` when unset.
+#[inline(never)]
+fn env_or_unknown(start: &Start, name: &[u8]) -> &'static [u8] {
+    start.env(name).map_or(b"unknown", CStr::to_bytes)
+}
+
 /// `control/databytes`: the largest message accepted, 0 for no limit. A
 /// missing home means no control files (a Maildir gateway needs none; the
 /// queue hand-off reports the missing home in its answer).
+#[inline(never)]
 fn read_databytes(home: &CStr) -> u64 {
     let control = match ControlDir::open(home) {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => control_fatal(b"", e),
         Err(_) => return 0,
     };
-    match control.read_u32(c"databytes", 0) {
+    // The only control file qmqpd reads: the smaller reader.
+    match control.read_u32_unbuffered(c"databytes", 0) {
         Ok(v) => v as u64,
         Err(e) => control_fatal(b"databytes", e),
     }
@@ -218,24 +231,26 @@ fn deliver<'t, const N: usize>(
     file: &OwnedFd,
     headers: &mut Spill<'_, N>,
     trace: &Trace<'_>,
+    buf: &mut [u8],
 ) -> Result<u32, &'t [u8]> {
     const Z_MAILDIR: &[u8] = b"Zunable to deliver to the maildir (#4.3.0)";
     let fail = |what: &[u8], e| -> &'t [u8] {
         DIE.warn_io(what, path.to_bytes(), IoError::Os(e));
         Z_MAILDIR
     };
-    let md = Maildir::open(path).map_err(|e| fail(b"unable to open maildir ", e))?;
+    // qmqpd exits once it has answered: the Maildir's descriptors close
+    // with the process, and closing them here would only add code.
+    let md = ManuallyDrop::new(Maildir::open(path).map_err(|e| fail(b"unable to open maildir ", e))?);
     let host = trace.local;
     let draft = md.create(sys::unix_time(), 0, 0, host).map_err(|e| fail(b"unable to create a file in ", e))?;
-    let mut buf = [0u8; 4096];
     let written = match headers.finish() {
         Ok(Handoff::Memory(b)) => write_all_nointr(draft.file(), b).is_ok(),
-        Ok(Handoff::File(f)) => copy_to_end(f, draft.file(), &mut buf).is_ok(),
+        Ok(Handoff::File(f)) => copy_to_end(f, draft.file(), buf).is_ok(),
         Err(_) => false,
     };
     let copied = written
         && picoq_core::rustix::fs::seek(file, picoq_core::rustix::fs::SeekFrom::Start(0)).is_ok()
-        && copy_to_end(file, draft.file(), &mut buf).is_ok();
+        && copy_to_end(file.as_fd(), draft.file(), buf).is_ok();
     if !copied {
         draft.abort(&md);
         return Err(Z_MAILDIR);
@@ -262,13 +277,17 @@ impl Writer<'_> {
 
 /// The client's side of fd 0, read within the deadline, never past the
 /// announced packet length.
+/// `repr(C)`, the buffer last: the counters then sit at small offsets,
+/// which every access encodes in fewer bytes (Rust's own layout put the
+/// buffer first).
+#[repr(C)]
 struct Client {
-    buf: [u8; READ_BUF],
     pos: usize,
     end: usize,
     /// Packet bytes not yet read (the comma included).
     left: u64,
     deadline: u64,
+    buf: [u8; READ_BUF],
 }
 
 impl Client {
@@ -282,16 +301,15 @@ impl Client {
         }
         self.left -= 1;
         self.pos += 1;
-        self.buf[self.pos - 1]
+        // pos <= end <= READ_BUF, so never the default: `get` only spares
+        // the code of a bounds-check panic.
+        self.buf.get(self.pos - 1).copied().unwrap_or_default()
     }
 
     fn fill(&mut self) {
-        let now = sys::unix_time();
-        if now >= self.deadline {
-            resources(b"client too slow", IoError::Timeout);
-        }
-        let secs = (self.deadline - now).min(u32::MAX as u64) as u32;
-        match read_timeout(sys::std_fd(0), &mut self.buf, secs) {
+        let secs = self.deadline.saturating_sub(sys::unix_time()).min(u32::MAX as u64) as u32;
+        let read = if secs == 0 { Err(IoError::Timeout) } else { read_timeout(sys::std_fd(0), &mut self.buf, secs) };
+        match read {
             // The client went away: nothing to answer (qmail exits 0).
             Ok(0) | Err(IoError::Os(_)) => sys::exit(0),
             Ok(n) => {
@@ -350,16 +368,18 @@ impl Client {
         if len >= self.left {
             syntax();
         }
-        let ok = (len as usize) < ADDR_LIMIT;
+        let mut ok = (len as usize) < ADDR_LIMIT;
         let n = if ok { len as usize } else { 0 };
+        // The NUL check as the bytes arrive (no separate search).
         for b in buf[..n].iter_mut() {
             *b = self.byte();
+            ok &= *b != 0;
         }
-        if !ok {
+        if n as u64 != len {
             self.copy(len, None);
         }
         self.comma();
-        (ok && picoq_core::bytes::memchr(0, &buf[..n]).is_none()).then(|| &mut buf[..n])
+        ok.then(|| &mut buf[..n])
     }
 }
 

@@ -75,7 +75,9 @@ pub const fn text_starts<const N: usize>(texts: &[u8]) -> [u16; N] {
 
 /// Text `i` of NUL-separated `texts` whose `text_starts` are `starts`
 /// (one string and a table of offsets instead of a pointer per text,
-/// each of which would need a relocation in a static PIE).
+/// each of which would need a relocation in a static PIE). Out of line:
+/// errno texts and queue texts both use it.
+#[inline(never)]
 pub fn nth_text<'t>(texts: &'t [u8], starts: &[u16], i: usize) -> &'t [u8] {
     match (starts.get(i), starts.get(i + 1)) {
         (Some(&a), Some(&b)) => texts.get(a as usize..(b as usize).saturating_sub(1)).unwrap_or_default(),
@@ -89,9 +91,13 @@ pub fn errno_text(e: Errno, buf: &mut ErrBuf) -> &[u8] {
         return nth_text(TEXTS, &STARTS, i);
     }
     // The digits at the end of `buf`, "error " just before them.
+    // (`start` is at most U64_DIGITS: `get` only spares the code of
+    // bounds-check panics.)
     let start = put_dec(e.raw_os_error() as u64, &mut buf[6..]);
-    buf[start..start + 6].copy_from_slice(b"error ");
-    &buf[start..]
+    if let Some(label) = buf.get_mut(start..start + 6) {
+        label.copy_from_slice(b"error ");
+    }
+    buf.get(start..).unwrap_or_default()
 }
 
 #[cfg(test)]

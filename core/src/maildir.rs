@@ -40,6 +40,7 @@ pub struct Draft {
 type Name = ByteBuf<{ NAME_MAX + 1 }>;
 
 /// `name` for the *at calls (`unique_name` ends it with its only NUL).
+#[inline(never)]
 fn c_name(name: &Name) -> &CStr {
     crate::sys::c_str(name.as_slice()).unwrap_or(c"")
 }

@@ -12,6 +12,7 @@ pub fn fmt_u64(n: u64, buf: &mut [u8; U64_DIGITS]) -> &[u8] {
 
 /// Writes `n` in decimal at the end of `buf` (room for `U64_DIGITS`
 /// digits covers any `n`), returning where the digits start.
+#[inline(never)]
 pub fn put_dec(mut n: u64, buf: &mut [u8]) -> usize {
     let mut start = buf.len();
     for b in buf.iter_mut().rev() {

@@ -54,28 +54,25 @@ pub fn date822(unix: u64, buf: &mut [u8; DATE_MAX]) -> &[u8] {
         days -= len;
         month += 1;
     }
-    let mut d = [0u8; crate::num::U64_DIGITS];
-    let day = crate::num::fmt_u64(days + 1, &mut d);
-    let mut len = day.len();
-    buf[..len].copy_from_slice(day);
-    buf[len] = b' ';
-    buf[len + 1..len + 4].copy_from_slice(&MONTHS[month * 3..month * 3 + 3]);
-    buf[len + 4] = b' ';
-    len += 5;
-    let y = crate::num::fmt_u64(year, &mut d);
-    buf[len..len + y.len()].copy_from_slice(y);
-    len += y.len();
-    // " HH:MM:SS -0000"
-    let mut time = *b" 00:00:00 -0000";
-    let two = |t: &mut [u8; 15], i: usize, n: u32| {
-        t[i] = b'0' + (n / 10) as u8;
-        t[i + 1] = b'0' + (n % 10) as u8;
-    };
-    two(&mut time, 1, secs / 3600);
-    two(&mut time, 4, secs / 60 % 60);
-    two(&mut time, 7, secs % 60);
-    buf[len..len + 15].copy_from_slice(&time);
-    &buf[..len + 15]
+    // " HH:MM:SS -0000" from the digits of 1HHMMSS (the leading 1 keeps
+    // the zeros), then, right to left before it, the year, the month and
+    // the day (put_dec writes at the end of the space it is given).
+    let mut hms = [0u8; 7];
+    crate::num::put_dec(1_000_000 + (secs / 3600 * 10_000 + secs / 60 % 60 * 100 + secs % 60) as u64, &mut hms);
+    let [_, h1, h2, m1, m2, s1, s2] = hms;
+    let mut at = DATE_MAX - 15;
+    buf[at..].copy_from_slice(&[b' ', h1, h2, b':', m1, m2, b':', s1, s2, b' ', b'-', b'0', b'0', b'0', b'0']);
+    let year_at = crate::num::put_dec(year, &mut buf[..at]);
+    // A year has at least four digits: room for " Mon " before them.
+    at = year_at - 5;
+    let m = &MONTHS[month * 3..month * 3 + 3];
+    // The ranges are always within `buf` (DATE_MAX fits any date): `get`
+    // only spares the code of bounds-check panics.
+    if let Some(mon) = buf.get_mut(at..year_at) {
+        mon.copy_from_slice(&[b' ', m[0], m[1], m[2], b' ']);
+    }
+    at = crate::num::put_dec(days + 1, buf.get_mut(..at).unwrap_or_default());
+    buf.get(at..).unwrap_or_default()
 }
 
 /// received.c's `issafe` (plus `[` and `]`).

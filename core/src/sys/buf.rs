@@ -12,15 +12,20 @@ use rustix::fd::BorrowedFd;
 
 /// `N` bytes of storage of which the first `len()` are in use; appending
 /// copies with memcpy, and nothing is ever zeroed.
+///
+/// `repr(C)` with the length first: Rust's own layout puts the array
+/// first, and every access to `len` then encodes an offset of `N`, in
+/// more bytes of code.
+#[repr(C)]
 pub struct ByteBuf<const N: usize> {
-    bytes: [MaybeUninit<u8>; N],
     /// Invariant: `bytes[..len]` are initialised, and `len <= N`.
     len: usize,
+    bytes: [MaybeUninit<u8>; N],
 }
 
 impl<const N: usize> ByteBuf<N> {
     pub const fn new() -> Self {
-        ByteBuf { bytes: [MaybeUninit::uninit(); N], len: 0 }
+        ByteBuf { len: 0, bytes: [MaybeUninit::uninit(); N] }
     }
 
     /// The bytes in use.

@@ -97,8 +97,10 @@ pub fn exit(code: i32) -> ! {
     unsafe { _exit(code) }
 }
 
-/// Whether descriptor `fd` is open, by `fcntl(fd, F_GETFD)`.
+/// Whether descriptor `fd` is open, by `fcntl(fd, F_GETFD)`. Out of line:
+/// start-up asks it for fd 6 and in a loop for 0-2.
 #[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+#[inline(never)]
 fn raw_fd_is_open(fd: RawFd) -> bool {
     // SAFETY: the borrow lives for this one F_GETFD call, which only reads
     // the descriptor's flags and answers EBADF for a closed number; nothing
@@ -292,8 +294,10 @@ pub fn set_nodelay(fd: BorrowedFd<'_>) {
     }
 }
 
-/// A close-on-exec pipe: (read end, write end).
+/// A close-on-exec pipe: (read end, write end). Out of line: a queue
+/// hand-off makes two.
 #[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
+#[inline(never)]
 pub fn pipe_cloexec() -> Result<(rustix::fd::OwnedFd, rustix::fd::OwnedFd), rustix::io::Errno> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
 }
