@@ -14,12 +14,27 @@
 #                             cargo-zigbuild, qemu-user-static; prints the
 #                             venv's path last. Set PICOQ_CROSS_CACHE to move
 #                             the venv (default ~/.cache/picoq).
+#   deps.sh --audit           cargo-deny (pinned, from crates.io, ~3 min to
+#                             build): `cargo xtask audit` then also runs
+#                             `cargo deny check bans licenses sources`;
+#                             without it, audit checks licences and sources
+#                             from `cargo metadata` alone (what make test does)
 set -eu
 mode=all
 if [ "${1:-}" = --rust ]; then mode=rust; shift; fi
 if [ "${1:-}" = --demo ]; then mode=demo; shift; fi
 if [ "${1:-}" = --bench ]; then mode=bench; shift; fi
 if [ "${1:-}" = --cross ]; then mode=cross; shift; fi
+if [ "${1:-}" = --audit ]; then mode=audit; shift; fi
+
+if [ "$mode" = audit ]; then
+    deny_pin=0.20.2
+    if ! cargo deny --version 2>/dev/null | grep -q " $deny_pin\$"; then
+        echo "deps: cargo install cargo-deny@$deny_pin --locked"
+        cargo install -q --locked --no-default-features "cargo-deny@$deny_pin"
+    fi
+    exit 0
+fi
 
 apt_install() {
     sudo=""

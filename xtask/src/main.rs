@@ -1,6 +1,7 @@
 //! `cargo xtask <verb>`: picoq's chores. Each verb is a module; this file
 //! only dispatches and holds the few helpers they share.
 
+mod audit;
 mod bench;
 mod cross;
 mod demo;
@@ -62,6 +63,10 @@ verbs:
   check-install DIR
                   compares an installed tree with install/manifest (type,
                   owner, group, mode, link targets; nothing world-writable)
+  audit           the reviewer's report (SECURITY.md): every unsafe in
+                  shipped code with its SAFETY comment (fails without one or
+                  outside core/src/sys), dependencies with licences and
+                  sources, every program static/PIE/RELRO/NX
   oldkernel-exec PROGRAM [ARG...]
                   installs that filter and execs PROGRAM (the runner the
                   oldkernel verb puts in PICOQ_RUNNER)
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
     let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
         Some("size") => size::main(rest),
+        Some("audit") => audit::main(rest),
         Some("bench") => bench::main(rest),
         Some("demo") => demo::main(rest),
         Some("cross") => cross::main(rest),
