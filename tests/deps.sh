@@ -19,6 +19,8 @@
 #                             `cargo deny check bans licenses sources`;
 #                             without it, audit checks licences and sources
 #                             from `cargo metadata` alone (what make test does)
+#   deps.sh --fuzz            nightly and cargo-fuzz (pinned, from crates.io,
+#                             ~1 min to build): `cargo xtask fuzz`
 set -eu
 mode=all
 if [ "${1:-}" = --rust ]; then mode=rust; shift; fi
@@ -26,6 +28,20 @@ if [ "${1:-}" = --demo ]; then mode=demo; shift; fi
 if [ "${1:-}" = --bench ]; then mode=bench; shift; fi
 if [ "${1:-}" = --cross ]; then mode=cross; shift; fi
 if [ "${1:-}" = --audit ]; then mode=audit; shift; fi
+if [ "${1:-}" = --fuzz ]; then mode=fuzz; shift; fi
+
+if [ "$mode" = fuzz ]; then
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        echo "deps: rustup toolchain install nightly --profile minimal"
+        rustup toolchain install nightly --profile minimal
+    fi
+    fuzz_pin=0.13.2
+    if ! cargo fuzz --version 2>/dev/null | grep -q " $fuzz_pin\$"; then
+        echo "deps: cargo install cargo-fuzz@$fuzz_pin --locked"
+        cargo install -q --locked "cargo-fuzz@$fuzz_pin"
+    fi
+    exit 0
+fi
 
 if [ "$mode" = audit ]; then
     deny_pin=0.20.2

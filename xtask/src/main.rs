@@ -7,6 +7,7 @@ mod cross;
 mod demo;
 mod dist;
 mod elf;
+mod fuzz;
 mod install;
 mod oldkernel;
 mod portcheck;
@@ -67,6 +68,11 @@ verbs:
                   shipped code with its SAFETY comment (fails without one or
                   outside core/src/sys), dependencies with licences and
                   sources, every program static/PIE/RELRO/NX
+  fuzz [--seconds N] [TARGET...]
+                  every cargo-fuzz target of fuzz/ (nightly; tests/deps.sh
+                  --fuzz) for N seconds each (default 60), seeded from
+                  fuzz/seeds/; prints executions and crashes per target,
+                  fails on a crash
   oldkernel-exec PROGRAM [ARG...]
                   installs that filter and execs PROGRAM (the runner the
                   oldkernel verb puts in PICOQ_RUNNER)
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("size") => size::main(rest),
         Some("audit") => audit::main(rest),
+        Some("fuzz") => fuzz::main(rest),
         Some("bench") => bench::main(rest),
         Some("demo") => demo::main(rest),
         Some("cross") => cross::main(rest),
