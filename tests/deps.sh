@@ -137,6 +137,10 @@ done
 if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
     need="$need python3-aiosmtpd"
 fi
+# spool_eio.rs: a FUSE filesystem that answers EIO (support/eiofs.py).
+if ! /usr/bin/python3 -c 'import fusepy' 2>/dev/null; then
+    need="$need python3-fusepy"
+fi
 
 if [ -n "$need" ]; then
     apt_install $need

@@ -13,6 +13,7 @@ mod oldkernel;
 mod portcheck;
 mod size;
 mod targets;
+mod torture;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -73,6 +74,10 @@ verbs:
                   --fuzz) for N seconds each (default 60), seeded from
                   fuzz/seeds/; prints executions and crashes per target,
                   fails on a crash
+  torture [--kills N]
+                  as root: the spool's crash and fault evidence: N kill -9
+                  at random instants (default 2,000), ENOSPC (tmpfs), EIO
+                  (FUSE) and a device full beneath the filesystem (loop)
   oldkernel-exec PROGRAM [ARG...]
                   installs that filter and execs PROGRAM (the runner the
                   oldkernel verb puts in PICOQ_RUNNER)
@@ -85,6 +90,7 @@ fn main() -> ExitCode {
         Some("size") => size::main(rest),
         Some("audit") => audit::main(rest),
         Some("fuzz") => fuzz::main(rest),
+        Some("torture") => torture::main(rest),
         Some("bench") => bench::main(rest),
         Some("demo") => demo::main(rest),
         Some("cross") => cross::main(rest),
