@@ -766,6 +766,19 @@ fn descriptors_above_2_never_reach_queue_spool() {
         &format!(r#"{leak}; ulimit -n 64; exec {ok} oldkernel-exec "$1""#),
     );
     assert_eq!(got, want);
+    // Old kernel, the table full but one slot (the launcher's dynamic
+    // loader needs one to start; a completely full table can't be set up
+    // through it), limit 64 soft and hard.
+    // (One exec per number: bash lets a multi-redirection exec collide.)
+    let full = r#"for n in 4 $(seq 8 61); do eval "exec $n<LEAK"; done"#;
+    let got = descriptors_reaching_queue_spool(
+        i,
+        "fds-oldkernel-nearly-full-table",
+        (spool_uid, spool_gid),
+        &[],
+        &format!(r#"{leak}; {full}; ulimit -n 64; exec {ok} oldkernel-exec "$1""#),
+    );
+    assert_eq!(got, want);
     // Old kernel and no /proc: the soft limit lowered under fd 900, the
     // hard one not: the fallback closes up to the hard limit.
     let no_proc = [
@@ -786,5 +799,5 @@ fn descriptors_above_2_never_reach_queue_spool() {
         &format!(r#"{leak}; ulimit -Sn 64; exec {ok} oldkernel-exec "$1""#),
     );
     assert_eq!(got, want);
-    eprintln!("descriptors: 4 cases passed");
+    eprintln!("descriptors: 5 cases passed");
 }

@@ -162,25 +162,28 @@ pub fn restrict_files() -> bool {
 
 /// Closes every descriptor from 3 up, except 6 when `keep6` (the
 /// custom-error channel). `close_range` (Linux 5.9) when the kernel has
-/// it. Otherwise every number listed in `/proc/self/fd`: a limit can't
-/// bound the scan, because the caller may open fd 900 and then lower
-/// RLIMIT_NOFILE (soft and hard) to 64 — the descriptor survives the
-/// lower limit. Without /proc, one `close` per number below the larger of
-/// the two limits (at most `FD_SCAN_MAX`), which is all a portable
-/// program can know.
+/// it. Otherwise one `close` per number below the soft RLIMIT_NOFILE,
+/// which also frees a slot for what follows even when the caller filled
+/// the table; then every number listed in `/proc/self/fd`, because a limit
+/// can't bound the scan: the caller may open fd 900 and then lower
+/// RLIMIT_NOFILE (soft and hard) to 64 — the descriptor outlives the lower
+/// limit. Without /proc, one `close` per number below the larger of the
+/// two limits (at most `FD_SCAN_MAX`), which is all a portable program can
+/// know.
 pub fn close_from_3(keep6: bool) {
     let (a, b) = if keep6 { ((3, 5), (7, u32::MAX)) } else { ((3, u32::MAX), (1, 0)) };
     if close_range(a.0, a.1) && (b.0 > b.1 || close_range(b.0, b.1)) {
         return;
     }
-    if close_listed(keep6) {
-        return;
-    }
     let lim = rustix::process::getrlimit(Resource::Nofile);
-    let high = match (lim.current, lim.maximum) {
-        (Some(s), Some(h)) => s.max(h).min(FD_SCAN_MAX),
-        _ => FD_SCAN_MAX,
-    } as i32;
+    let cap = |n: Option<u64>| n.unwrap_or(FD_SCAN_MAX).min(FD_SCAN_MAX) as i32;
+    close_below(cap(lim.current), keep6);
+    if !close_listed(keep6) {
+        close_below(cap(lim.current).max(cap(lim.maximum)), keep6);
+    }
+}
+
+fn close_below(high: i32, keep6: bool) {
     for fd in 3..high {
         close_fd(fd, keep6);
     }
