@@ -170,11 +170,7 @@ fn one_gib_of_data_against_databytes_10_mib() {
     r.control("databytes", &format!("{}\n", 10 << 20));
     let base = baseline(&r);
     // Under a runner (qemu takes minutes for a GiB) 128 MiB.
-    let total: usize = if std::env::var_os("PICOQ_RUNNER").is_some() {
-        128 << 20
-    } else {
-        1 << 30
-    };
+    let total: usize = if std::env::var_os("PICOQ_RUNNER").is_some() { 128 << 20 } else { 1 << 30 };
     let t = Instant::now();
     let (text, rss, code) = session(&r, 6, move |w| {
         let _ = w.write_all(&crlf(&["MAIL FROM:<a@b.test>", "RCPT TO:<u@example.org>", "DATA", "Subject: big", ""]));
