@@ -14,7 +14,7 @@ TARGET ?= x86_64-unknown-linux-musl
 CARGO ?= cargo
 RELEASE_DIR := $(CURDIR)/target/$(TARGET)/release
 
-.PHONY: all build test deps unit blackbox hardening oldkernel portcheck cross-tests cross-test size bench demo cross clean install
+.PHONY: all build test deps unit blackbox hardening audit fuzz-smoke fuzz oldkernel portcheck cross-tests cross-test size bench demo cross clean install
 
 all: build
 
@@ -27,7 +27,7 @@ deps:
 
 # Unit tests run on the host; black-box tests run the shipped (musl,
 # release, static) programs, found through PICOQ_BIN_DIR.
-test: deps build unit blackbox hardening oldkernel portcheck cross-tests
+test: deps build unit blackbox hardening audit fuzz-smoke oldkernel portcheck cross-tests
 
 unit:
 	$(CARGO) test --locked -p picoq-core -p xtask
@@ -39,6 +39,23 @@ blackbox: build
 # executable pages (budgets: make size).
 hardening: build
 	$(CARGO) xtask size --hardening $(TARGET)
+
+# SECURITY.md's report: unsafe inventory with SAFETY comments, licences
+# and sources of every dependency, ELF hardening of every program.
+audit: build
+	$(CARGO) xtask audit
+
+# Every fuzz target a few seconds (make test); `make fuzz FUZZ_SECONDS=600`
+# for a real run.
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_SECONDS ?= 600
+fuzz-smoke:
+	sh tests/deps.sh --fuzz
+	$(CARGO) xtask fuzz --seconds $(FUZZ_SMOKE_SECONDS)
+
+fuzz:
+	sh tests/deps.sh --fuzz
+	$(CARGO) xtask fuzz --seconds $(FUZZ_SECONDS)
 
 size:
 	$(CARGO) xtask size $(TARGET)

@@ -14,12 +14,43 @@
 #                             cargo-zigbuild, qemu-user-static; prints the
 #                             venv's path last. Set PICOQ_CROSS_CACHE to move
 #                             the venv (default ~/.cache/picoq).
+#   deps.sh --audit           cargo-deny (pinned, from crates.io, ~3 min to
+#                             build): `cargo xtask audit` then also runs
+#                             `cargo deny check bans licenses sources`;
+#                             without it, audit checks licences and sources
+#                             from `cargo metadata` alone (what make test does)
+#   deps.sh --fuzz            nightly and cargo-fuzz (pinned, from crates.io,
+#                             ~1 min to build): `cargo xtask fuzz`
 set -eu
 mode=all
 if [ "${1:-}" = --rust ]; then mode=rust; shift; fi
 if [ "${1:-}" = --demo ]; then mode=demo; shift; fi
 if [ "${1:-}" = --bench ]; then mode=bench; shift; fi
 if [ "${1:-}" = --cross ]; then mode=cross; shift; fi
+if [ "${1:-}" = --audit ]; then mode=audit; shift; fi
+if [ "${1:-}" = --fuzz ]; then mode=fuzz; shift; fi
+
+if [ "$mode" = fuzz ]; then
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        echo "deps: rustup toolchain install nightly --profile minimal"
+        rustup toolchain install nightly --profile minimal
+    fi
+    fuzz_pin=0.13.2
+    if ! cargo fuzz --version 2>/dev/null | grep -q " $fuzz_pin\$"; then
+        echo "deps: cargo install cargo-fuzz@$fuzz_pin --locked"
+        cargo install -q --locked "cargo-fuzz@$fuzz_pin"
+    fi
+    exit 0
+fi
+
+if [ "$mode" = audit ]; then
+    deny_pin=0.20.2
+    if ! cargo deny --version 2>/dev/null | grep -q " $deny_pin\$"; then
+        echo "deps: cargo install cargo-deny@$deny_pin --locked"
+        cargo install -q --locked --no-default-features "cargo-deny@$deny_pin"
+    fi
+    exit 0
+fi
 
 apt_install() {
     sudo=""
@@ -105,6 +136,10 @@ do
 done
 if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
     need="$need python3-aiosmtpd"
+fi
+# spool_eio.rs: a FUSE filesystem that answers EIO (support/eiofs.py).
+if ! /usr/bin/python3 -c 'import fusepy' 2>/dev/null; then
+    need="$need python3-fusepy"
 fi
 
 if [ -n "$need" ]; then

@@ -1,16 +1,19 @@
 //! `cargo xtask <verb>`: picoq's chores. Each verb is a module; this file
 //! only dispatches and holds the few helpers they share.
 
+mod audit;
 mod bench;
 mod cross;
 mod demo;
 mod dist;
 mod elf;
+mod fuzz;
 mod install;
 mod oldkernel;
 mod portcheck;
 mod size;
 mod targets;
+mod torture;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -62,6 +65,19 @@ verbs:
   check-install DIR
                   compares an installed tree with install/manifest (type,
                   owner, group, mode, link targets; nothing world-writable)
+  audit           the reviewer's report (SECURITY.md): every unsafe in
+                  shipped code with its SAFETY comment (fails without one or
+                  outside core/src/sys), dependencies with licences and
+                  sources, every program static/PIE/RELRO/NX
+  fuzz [--seconds N] [TARGET...]
+                  every cargo-fuzz target of fuzz/ (nightly; tests/deps.sh
+                  --fuzz) for N seconds each (default 60), seeded from
+                  fuzz/seeds/; prints executions and crashes per target,
+                  fails on a crash
+  torture [--kills N]
+                  as root: the spool's crash and fault evidence: N kill -9
+                  at random instants (default 2,000), ENOSPC (tmpfs), EIO
+                  (FUSE) and a device full beneath the filesystem (loop)
   oldkernel-exec PROGRAM [ARG...]
                   installs that filter and execs PROGRAM (the runner the
                   oldkernel verb puts in PICOQ_RUNNER)
@@ -72,6 +88,9 @@ fn main() -> ExitCode {
     let rest = args.get(1..).unwrap_or(&[]);
     match args.first().map(String::as_str) {
         Some("size") => size::main(rest),
+        Some("audit") => audit::main(rest),
+        Some("fuzz") => fuzz::main(rest),
+        Some("torture") => torture::main(rest),
         Some("bench") => bench::main(rest),
         Some("demo") => demo::main(rest),
         Some("cross") => cross::main(rest),

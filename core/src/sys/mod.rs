@@ -718,6 +718,8 @@ unsafe fn raw_fork() -> c_int {
     unsafe { syscall(SYS_CLONE, sigchld, 0usize, 0usize, 0usize, 0usize) as c_int }
 }
 
+/// # Safety
+/// As the Linux version's: single-threaded caller, async-signal-safe child.
 #[cfg(not(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm", target_arch = "mips")

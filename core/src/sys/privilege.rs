@@ -172,41 +172,124 @@ pub fn restrict_files() -> bool {
     super::prlimit(Resource::Core as i32, Some(&[0, 0]), None)
 }
 
-/// The descriptor limit (RLIMIT_NOFILE's current value); `None` when
-/// unlimited or unknown.
+/// RLIMIT_NOFILE's soft and hard values; `None` when unlimited or unknown.
 #[cfg(not(all(target_os = "linux", target_env = "musl", target_arch = "mips")))]
-fn nofile_limit() -> Option<u64> {
-    rustix::process::getrlimit(Resource::Nofile).current
+fn nofile_limits() -> (Option<u64>, Option<u64>) {
+    let l = rustix::process::getrlimit(Resource::Nofile);
+    (l.current, l.maximum)
 }
 
 #[cfg(all(target_os = "linux", target_env = "musl", target_arch = "mips"))]
-fn nofile_limit() -> Option<u64> {
-    let mut old = [0u64; 2];
+fn nofile_limits() -> (Option<u64>, Option<u64>) {
+    let mut old = [u64::MAX; 2];
     // RLIM_INFINITY is all ones in the kernel's rlimit64.
-    (super::prlimit(Resource::Nofile as i32, None, Some(&mut old)) && old[0] != u64::MAX).then_some(old[0])
+    let _ = super::prlimit(Resource::Nofile as i32, None, Some(&mut old));
+    let known = |v: u64| (v != u64::MAX).then_some(v);
+    (known(old[0]), known(old[1]))
 }
 
 /// Closes every descriptor from 3 up, except 6 when `keep6` (the
 /// custom-error channel). `close_range` (Linux 5.9) when the kernel has
-/// it; otherwise one `close` per number below the descriptor limit.
+/// it. Otherwise one `close` per number below the soft RLIMIT_NOFILE,
+/// which also frees a slot for what follows even when the caller filled
+/// the table; then every number listed in `/proc/self/fd`, because a limit
+/// can't bound the scan: the caller may open fd 900 and then lower
+/// RLIMIT_NOFILE (soft and hard) to 64 — the descriptor outlives the lower
+/// limit. Without /proc, one `close` per number below the larger of the
+/// two limits (at most `FD_SCAN_MAX`), which is all a portable program can
+/// know.
 pub fn close_from_3(keep6: bool) {
     let (a, b) = if keep6 { ((3, 5), (7, u32::MAX)) } else { ((3, u32::MAX), (1, 0)) };
     if close_range(a.0, a.1) && (b.0 > b.1 || close_range(b.0, b.1)) {
         return;
     }
-    let limit = match nofile_limit() {
-        Some(n) if n < i32::MAX as u64 => n as i32,
-        _ => i32::MAX,
+    let (soft, hard) = nofile_limits();
+    let cap = |n: Option<u64>| n.unwrap_or(FD_SCAN_MAX).min(FD_SCAN_MAX) as i32;
+    close_below(cap(soft), keep6);
+    if !close_listed(keep6) {
+        close_below(cap(soft).max(cap(hard)), keep6);
+    }
+}
+
+fn close_below(high: i32, keep6: bool) {
+    for fd in 3..high {
+        close_fd(fd, keep6);
+    }
+}
+
+/// The most descriptor numbers the no-/proc fallback closes: Linux's
+/// default `fs.nr_open` (no process can have a higher one unless root
+/// raised that sysctl).
+const FD_SCAN_MAX: u64 = 1 << 20;
+
+fn close_fd(fd: i32, keep6: bool) {
+    if fd >= 3 && (fd != 6 || !keep6) {
+        // SAFETY: closing a number this process may or may not have
+        // open; nothing in the program holds a descriptor ≥ 3 at this
+        // point (the shim opened nothing), so no owner is left dangling.
+        // EBADF for a closed number is ignored by rustix's close.
+        unsafe { rustix::io::close(fd) };
+    }
+}
+
+/// Closes every descriptor `/proc/self/fd` lists (but the listing's own,
+/// close-on-exec, closed at the end); false when /proc can't be read.
+/// One pass is enough: Linux lists that directory by descriptor number
+/// from the read position, so closing an entry never hides a later one.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn close_listed(keep6: bool) -> bool {
+    use rustix::fs::{Mode, OFlags};
+    #[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+    const SYS_GETDENTS64: core::ffi::c_long = 4219;
+    #[cfg(target_arch = "aarch64")]
+    const SYS_GETDENTS64: core::ffi::c_long = 61;
+    #[cfg(not(any(target_arch = "mips", target_arch = "mips64", target_arch = "aarch64")))]
+    const SYS_GETDENTS64: core::ffi::c_long = 217;
+    /// linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), name.
+    const NAME_AT: usize = 19;
+    let Ok(dir) =
+        rustix::fs::open(c"/proc/self/fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+    else {
+        return false;
     };
-    for fd in 3..limit {
-        if fd != 6 || !keep6 {
-            // SAFETY: closing a number this process may or may not have
-            // open; nothing in the program holds a descriptor ≥ 3 at this
-            // point (the shim opened nothing), so no owner is left dangling.
-            // EBADF for a closed number is ignored by rustix's close.
-            unsafe { rustix::io::close(fd) };
+    let own = rustix::fd::AsRawFd::as_raw_fd(&dir);
+    /// Room for the records of one getdents64 call, 8-aligned as they are.
+    #[repr(align(8))]
+    struct Records([u8; 512]);
+    let mut buf = Records([0; 512]);
+    loop {
+        // SAFETY: getdents64 writes at most `buf.0.len()` bytes of records
+        // into `buf`, which is writable and 8-aligned as the records need;
+        // `own` is the open directory above.
+        let n = unsafe { super::syscall(SYS_GETDENTS64, own, buf.0.as_mut_ptr(), buf.0.len()) };
+        let Some(bytes) = buf.0.get(..n as usize) else { return false };
+        if bytes.is_empty() {
+            return true;
+        }
+        let mut at = 0;
+        while let Some(rec) = bytes.get(at..at + NAME_AT) {
+            let len = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
+            // A name of digits up to its NUL ("." and ".." give none).
+            let mut fd: u32 = 0;
+            let mut digits = 0;
+            for &c in bytes.iter().skip(at + NAME_AT).take_while(|&&c| c.is_ascii_digit()) {
+                fd = fd.saturating_mul(10).saturating_add((c - b'0') as u32);
+                digits += 1;
+            }
+            if digits > 0 && fd < i32::MAX as u32 && fd as i32 != own {
+                close_fd(fd as i32, keep6);
+            }
+            if len < NAME_AT {
+                return false;
+            }
+            at += len;
         }
     }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn close_listed(_keep6: bool) -> bool {
+    false
 }
 
 /// `close_range(first, last, 0)`; false when the kernel lacks it.
