@@ -557,7 +557,8 @@ fn binary_report(root: &Path) -> bool {
     println!("{:<13} {:<40} {:<7} {:<9} {:<9} {:<4} result", "program", "format", "static", "RELRO", "BIND_NOW", "NX");
     for (name, _) in &target.budgets {
         let Ok(bytes) = std::fs::read(dir.join(name)) else {
-            println!("{name:<13} not built");
+            println!("{name:<13} FAIL: not built");
+            ok = false;
             continue;
         };
         let elf = match Elf::parse(&bytes) {
