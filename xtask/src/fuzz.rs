@@ -166,9 +166,18 @@ mod tests {
     #[test]
     fn targets_come_from_the_fuzz_manifest() {
         let t = list_targets(&crate::root().join("fuzz")).unwrap();
-        for want in
-            ["netstring", "envelope", "control", "qmqpservers", "smtp_command", "smtp_input", "cdb", "qmqp_reply"]
-        {
+        for want in [
+            "netstring",
+            "envelope",
+            "control",
+            "qmqpservers",
+            "smtp_command",
+            "smtp_input",
+            "cdb",
+            "qmqp_reply",
+            "smtp_reply",
+            "smtproutes",
+        ] {
             assert!(t.iter().any(|x| x == want), "{want} in {t:?}");
         }
         // Every target has seeds taken from the tests.
