@@ -21,12 +21,17 @@ const TIMEOUT_SECS: u64 = 1;
 const TIMEOUT_SLACK: Duration = Duration::from_secs(5);
 
 fn vm_hwm(pid: u32) -> u64 {
+    vm_hwm_if_alive(pid).unwrap_or_else(|| panic!("no VmHWM for {pid}"))
+}
+
+/// VmHWM of `pid`, or None when it has exited meanwhile (a zombie's
+/// status has no memory lines).
+fn vm_hwm_if_alive(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmHWM for {pid}"))
 }
 
 /// A session driven by a feeder thread: `feed` writes to smtpd-front's
@@ -345,8 +350,12 @@ fn connection_storm_under_tcpservers_limit() {
         let kids = children();
         max_seen = max_seen.max(kids.len());
         for k in &kids {
-            if std::fs::read_link(format!("/proc/{k}/exe")).is_ok_and(|e| e.ends_with("smtpd-front")) {
-                max_rss = max_rss.max(vm_hwm(*k));
+            // A session may end between the two reads: then it has no
+            // memory left to measure.
+            if std::fs::read_link(format!("/proc/{k}/exe")).is_ok_and(|e| e.ends_with("smtpd-front"))
+                && let Some(kb) = vm_hwm_if_alive(*k)
+            {
+                max_rss = max_rss.max(kb);
             }
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -366,5 +375,6 @@ fn connection_storm_under_tcpservers_limit() {
     assert!(max_seen <= LIMIT, "{max_seen} concurrent > -c {LIMIT}");
     assert_eq!(max_seen, LIMIT, "the storm should fill every slot");
     assert_eq!(r.queued().len(), CONNECTIONS + 1);
+    assert!(max_rss > 0, "no running smtpd-front was measured");
     assert_flat("storm, each smtpd-front", base, max_rss);
 }
