@@ -328,7 +328,8 @@ impl crate::io::Read for DeadlineReader<'_> {
 // ---- queue-send's side: reading entries, the state file, failed/ ----
 
 /// Most recipients of one entry queue-send tracks (one bit each in the
-/// state file); recipients beyond are bounced as "too many recipients".
+/// state file); an entry with more is parked in `failed/` as "too many
+/// recipients" (queue-send(8)).
 pub const RCPTS_MAX: usize = 8192;
 /// Bytes of the last error kept in a state file.
 pub const STATE_TEXT_MAX: usize = 400;
