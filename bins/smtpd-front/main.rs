@@ -3,12 +3,15 @@
 //! qmail-queue program. See smtpd-front(8) and SPEC §5.
 //!
 //! Flow: read the control files once, greet, then answer commands with
-//! qmail-smtpd's words. Replies are buffered and flushed before every
-//! read, which is all PIPELINING needs. At DATA the message goes, with a
-//! Received line on top, into an unlinked temporary file; only when it is
-//! complete and passed every check (hops, databytes, header lines) does the
-//! queue program run, with that file on fd 0 (qmqpc then streams it with
-//! sendfile, no copy) and the envelope on fd 1. 250 only after it exits 0.
+//! qmail-smtpd's words: the session itself is `picoq_core::smtpd` (the
+//! fuzz target `smtpd_session` runs it over memory); this file gives it
+//! fds 0/1 with timeouts, the environment, and the queue program. Replies
+//! are buffered and flushed before every read, which is all PIPELINING
+//! needs. At DATA the message goes, with a Received line on top, into an
+//! unlinked temporary file; only when it is complete and passed every check
+//! (hops, databytes, header lines) does the queue program run, with that
+//! file on fd 0 (qmqpc then streams it with sendfile, no copy) and the
+//! envelope on fd 1. 250 only after it exits 0.
 //! Streaming into a pipe to a queue started at DATA was measured too: it
 //! costs qmqpc a copy of the message (about 10% more instructions for
 //! smtpd-front and qmqpc together at 1 KiB, 65% more system calls at
@@ -23,53 +26,25 @@
 
 use core::ffi::CStr;
 use core::net::IpAddr;
-use picoq_core::cdb::Cdb;
+use picoq_core::addr;
 use picoq_core::control::ControlDir;
-use picoq_core::control::LINE_MAX as CONTROL_LINE;
-use picoq_core::die::{Die, Line as LogLine};
-use picoq_core::io::{IoError, IoResult, Read, read_timeout, write_all_nointr, write_all_timeout};
-use picoq_core::num::{U64_DIGITS, fmt_u64, scan_u64};
+use picoq_core::die::Die;
+use picoq_core::io::{IoResult, Read, read_timeout, write_all_nointr, write_all_timeout};
 use picoq_core::queue::{self, EnvelopeBuf};
-use picoq_core::received::{Trace, put_safe, write_received};
 use picoq_core::rustix;
-use picoq_core::rustix::fd::{AsFd, OwnedFd};
-use picoq_core::smtp::{self, DataStats, Input, IpLiteral, Line, ReadError, Verb};
+use picoq_core::rustix::fd::OwnedFd;
+use picoq_core::smtp::{self, IpLiteral};
+use picoq_core::smtpd::{self, ENV_MEM, Peers, Session, TIMEOUT_DEFAULT, Transport};
 use picoq_core::sys::{self, ByteBuf, Start};
-use picoq_core::{addr, envelope, qq, tmpfile};
 
 const DIE: Die = Die::new("smtpd-front");
-/// The databytes refusal, at MAIL (SIZE=) and after DATA.
-const TOO_BIG: &[u8] = b"sorry, that message size exceeds my databytes limit (#5.3.4)";
-/// Client input buffer (qmail: 1024; bigger means fewer reads in DATA).
-const IN_BUF: usize = 4 * 1024;
 /// Reply buffer: a whole pipelined batch of short replies.
 const REPLY_BUF: usize = 1024;
-/// Message bytes gathered before each write to the temporary file.
-const MSG_BUF: usize = 4 * 1024;
-/// Envelope bytes kept in memory; a bigger envelope moves to a file.
-const ENV_MEM: usize = 2 * 1024;
-/// rcpthosts / badmailfrom bytes kept in memory; longer files are
-/// scanned again at each lookup (put big domain lists in the cdb).
-const LIST_MEM: usize = 1024;
-/// An address after localiphost and the RELAYCLIENT suffix.
-const ADDR_BUF: usize = 2 * 1024;
-/// Default `control/maxrcpt`, and the most it may say.
-const MAXRCPT_DEFAULT: u32 = 100;
-const MAXRCPT_HARD: u32 = 100_000;
-/// qmail-smtpd's MAXHOPS.
-const MAXHOPS: u32 = 100;
-/// More header lines than this is refused (qmail counted without bound).
-const HEADER_LINES_MAX: u32 = 10_000;
-/// qmail-smtpd's default `control/timeoutsmtpd`.
-const TIMEOUT_DEFAULT: u32 = 1200;
-const _: () = assert!(smtp::ADDR_MAX + CONTROL_LINE < ADDR_BUF);
-const _: () = assert!(envelope::ADDR_MAX < ADDR_BUF);
-const _: () = assert!(IN_BUF >= smtp::LINE_MAX);
-const _: () = assert!(MAXHOPS < HEADER_LINES_MAX);
 
 picoq_core::entry!("smtpd-front", run);
 
-/// The client: replies are gathered and flushed before each read.
+/// The client on fds 0/1: replies are gathered and flushed before each
+/// read.
 struct Client {
     timeout: u32,
     out: ByteBuf<REPLY_BUF>,
@@ -80,6 +55,15 @@ impl Client {
         Client { timeout: TIMEOUT_DEFAULT, out: ByteBuf::new() }
     }
 
+    /// qmail's safewrite: a client that can't be written to is gone.
+    fn write(&self, s: &[u8]) {
+        if write_all_timeout(sys::std_fd(1), s, self.timeout).is_err() {
+            sys::exit(1);
+        }
+    }
+}
+
+impl Transport for Client {
     fn put(&mut self, s: &[u8]) {
         if !self.out.extend(s) {
             self.flush();
@@ -94,11 +78,12 @@ impl Client {
         self.out.clear();
     }
 
-    /// qmail's safewrite: a client that can't be written to is gone.
-    fn write(&self, s: &[u8]) {
-        if write_all_timeout(sys::std_fd(1), s, self.timeout).is_err() {
-            sys::exit(1);
-        }
+    fn set_timeout(&mut self, secs: u32) {
+        self.timeout = secs;
+    }
+
+    fn log(&mut self, line: &[u8]) {
+        let _ = write_all_nointr(sys::std_fd(2), line);
     }
 }
 
@@ -111,49 +96,25 @@ impl Read for Client {
     }
 }
 
-/// Who is talking to whom (tcpserver's environment, or getpeername and
-/// getsockname under plain inetd, as text in `IpTexts`).
-struct Peers<'a> {
-    remote_ip: &'a [u8],
-    remote_host: &'a [u8],
-    remote_info: Option<&'a [u8]>,
-    local: &'a [u8],
-    relayclient: Option<&'a [u8]>,
-    local_ip: Option<IpLiteral>,
+/// The queue program ($QMAILQUEUE, else bin/qmail-queue).
+struct Program<'a> {
+    start: &'a Start,
+    path: &'static CStr,
+}
+
+impl smtpd::Queue for Program<'_> {
+    fn enqueue<'t>(
+        &mut self,
+        file: &OwnedFd,
+        env: &mut EnvelopeBuf<'_, ENV_MEM>,
+        text: &'t mut [u8; queue::TEXT_MAX],
+    ) -> Result<u32, &'t [u8]> {
+        queue::enqueue(self.start, self.path, file, env, text)
+    }
 }
 
 /// Room for the remote and the local address as text.
 type IpTexts = [[u8; smtp::IP_TEXT_MAX]; 2];
-
-/// The whole state of a connection. It is built once, in place, and
-/// filled from the control files: a buffer that is moved is copied byte
-/// by byte, so nothing large here is ever returned by value.
-struct Session<'a> {
-    start: &'a Start,
-    control: ControlDir,
-    greeting: ByteBuf<CONTROL_LINE>,
-    /// localiphost, else me (`have_liphost` says whether either exists).
-    liphost: ByteBuf<CONTROL_LINE>,
-    have_liphost: bool,
-    rcpthosts: smtp::ControlList<LIST_MEM>,
-    morercpthosts: Option<Cdb>,
-    badmailfrom: smtp::ControlList<LIST_MEM>,
-    databytes: u64,
-    maxrcpt: u32,
-    peers: Peers<'a>,
-    queue: &'static CStr,
-    tmpdir: &'static CStr,
-    inp: Input<Client, IN_BUF>,
-    helo: ByteBuf<{ smtp::LINE_MAX }>,
-    fake_helo: bool,
-    seen_mail: bool,
-    bad_sender: bool,
-    sender: ByteBuf<ADDR_BUF>,
-    rcpts: u32,
-    env: EnvelopeBuf<'static, ENV_MEM>,
-    /// The address of the MAIL or RCPT being handled.
-    addr: [u8; ADDR_BUF],
-}
 
 fn run(start: Start) -> ! {
     sys::block_sigpipe();
@@ -165,117 +126,18 @@ fn run(start: Start) -> ! {
     let mut ips: IpTexts = [[0; smtp::IP_TEXT_MAX]; 2];
     let control = match ControlDir::open(home) {
         Ok(Ok(c)) if rustix::process::chdir(home).is_ok() => c,
-        _ => die_control(&mut Client::new(), b"home directory"),
+        _ => sys::exit(smtpd::die_control(&mut Client::new(), b"home directory").0),
     };
-    let mut s = Session {
-        start: &start,
-        control,
-        greeting: ByteBuf::new(),
-        liphost: ByteBuf::new(),
-        have_liphost: false,
-        rcpthosts: smtp::ControlList::new(),
-        morercpthosts: None,
-        badmailfrom: smtp::ControlList::new(),
-        databytes: 0,
-        maxrcpt: MAXRCPT_DEFAULT,
-        peers: peers(&start, &mut ips),
-        queue: start.env(b"QMAILQUEUE").unwrap_or(c"bin/qmail-queue"),
-        tmpdir,
-        inp: Input::new(Client::new()),
-        helo: ByteBuf::new(),
-        fake_helo: false,
-        seen_mail: false,
-        bad_sender: false,
-        sender: ByteBuf::new(),
-        rcpts: 0,
-        env: EnvelopeBuf::new(tmpdir),
-        addr: [0; ADDR_BUF],
-    };
-    s.read_config();
-    if !s.rcpthosts.found() && s.peers.relayclient.is_none() {
+    let queue = Program { start: &start, path: start.env(b"QMAILQUEUE").unwrap_or(c"bin/qmail-queue") };
+    let mut s = Session::new(control, peers(&start, &mut ips), tmpdir, Client::new(), queue);
+    if let Err(end) = s.read_config(start.env(b"DATABYTES")) {
+        sys::exit(end.0);
+    }
+    if s.open_relay() {
         DIE.warn(&[b"control/rcpthosts is missing: accepting mail for EVERY domain (an open relay); \
 create it, or set RELAYCLIENT for trusted clients only"]);
     }
-    let host = s.peers.remote_host;
-    s.set_helo(host);
-    s.greet(b"220 ", b" ESMTP\r\n");
-    s.commands()
-}
-
-impl Session<'_> {
-    /// Reads everything from `control/` once (qmail-smtpd's setup()).
-    fn read_config(&mut self) {
-        let mut line = [0u8; CONTROL_LINE];
-        // `me` goes where localiphost will be, its default.
-        match self.control.read_line(c"me", &mut line) {
-            Ok(Some(l)) => {
-                self.liphost.extend(l);
-                self.have_liphost = true;
-            }
-            Ok(None) => {}
-            Err(_) => self.config_failed(b"me"),
-        }
-        // control_rldef: the file, else `me`.
-        match self.control.read_line(c"smtpgreeting", &mut line) {
-            Ok(Some(l)) => self.greeting.extend(l),
-            Ok(None) if self.have_liphost => self.greeting.extend(self.liphost.as_slice()),
-            Ok(None) => self.config_failed(b"smtpgreeting (nor me)"),
-            Err(_) => self.config_failed(b"smtpgreeting"),
-        };
-        match self.control.read_line(c"localiphost", &mut line) {
-            Ok(Some(l)) => {
-                self.liphost.clear();
-                self.liphost.extend(l);
-                self.have_liphost = true;
-            }
-            Ok(None) => {}
-            Err(_) => self.config_failed(b"localiphost"),
-        }
-        let timeout = self.number(c"timeoutsmtpd", TIMEOUT_DEFAULT).max(1);
-        self.inp.get_mut().timeout = timeout;
-        if self.rcpthosts.load(&self.control, c"rcpthosts").is_err() {
-            self.config_failed(b"rcpthosts");
-        }
-        // qmail opens morercpthosts.cdb only when rcpthosts exists.
-        if self.rcpthosts.found() {
-            // The working directory is the home now (qmail-smtpd's chdir).
-            let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC;
-            match rustix::fs::open(c"control/morercpthosts.cdb", flags, rustix::fs::Mode::empty()) {
-                Ok(fd) => self.morercpthosts = Some(Cdb::new(fd)),
-                Err(rustix::io::Errno::NOENT) => {}
-                Err(_) => self.config_failed(b"morercpthosts.cdb"),
-            }
-        }
-        if self.badmailfrom.load(&self.control, c"badmailfrom").is_err() {
-            self.config_failed(b"badmailfrom");
-        }
-        self.databytes = self.number(c"databytes", 0) as u64;
-        if let Some(v) = self.start.env(b"DATABYTES") {
-            self.databytes = scan_u64(v.to_bytes()).map_or(0, |(v, _)| v);
-        }
-        self.maxrcpt = match self.number(c"maxrcpt", MAXRCPT_DEFAULT) {
-            0 => MAXRCPT_HARD,
-            n => n.min(MAXRCPT_HARD),
-        };
-    }
-
-    fn number(&mut self, name: &CStr, default: u32) -> u32 {
-        match self.control.read_u32(name, default) {
-            Ok(v) => v,
-            Err(_) => self.config_failed(name.to_bytes()),
-        }
-    }
-
-    fn config_failed(&mut self, what: &[u8]) -> ! {
-        die_control(self.inp.get_mut(), what)
-    }
-}
-
-fn die_control(client: &mut Client, what: &[u8]) -> ! {
-    DIE.warn(&[b"unable to read control/", what]);
-    client.put(b"421 unable to read controls (#4.3.0)\r\n");
-    client.flush();
-    sys::exit(1)
+    sys::exit(s.run().0)
 }
 
 /// tcpserver's variables; getpeername/getsockname when they are missing
@@ -331,351 +193,4 @@ fn ip_text(a: rustix::net::SocketAddrAny, buf: &mut [u8; smtp::IP_TEXT_MAX]) -> 
         },
     };
     (Some(lit), smtp::ip_text(lit, buf))
-}
-
-impl Session<'_> {
-    fn out(&mut self, s: &[u8]) {
-        self.inp.get_mut().put(s);
-    }
-
-    /// A reply made of a code and a text shared with another reply (one
-    /// copy of each text in the read-only page).
-    fn reply(&mut self, code: &[u8], why: &[u8]) {
-        self.out(code);
-        self.out(why);
-        self.out(b"\r\n");
-    }
-
-    fn greet(&mut self, code: &[u8], end: &[u8]) {
-        let c = self.inp.get_mut();
-        c.put(code);
-        c.put(self.greeting.as_slice());
-        c.put(end);
-    }
-
-    fn set_helo(&mut self, arg: &[u8]) {
-        self.helo.clear();
-        self.helo.extend(arg);
-        self.fake_helo = !arg.eq_ignore_ascii_case(self.peers.remote_host);
-    }
-
-    /// A read failed: qmail-smtpd's die_alarm, straynewline, die_read.
-    fn read_failed(&mut self, e: ReadError) -> ! {
-        match e {
-            ReadError::Io(IoError::Timeout) => self.out(b"451 timeout (#4.4.2)\r\n"),
-            ReadError::BareLf => self.out(b"451 See https://cr.yp.to/docs/smtplf.html.\r\n"),
-            _ => {}
-        }
-        self.inp.get_mut().flush();
-        sys::exit(1)
-    }
-
-    fn commands(&mut self) -> ! {
-        let mut line = [0u8; smtp::LINE_MAX];
-        loop {
-            let n = match self.inp.read_line(&mut line) {
-                Ok(Line::Ok(n)) => n,
-                Ok(Line::TooLong) => {
-                    self.out(b"500 line too long (#5.5.2)\r\n");
-                    continue;
-                }
-                Err(e) => self.read_failed(e),
-            };
-            let (verb, arg) = smtp::split_command(&line[..n]);
-            match verb {
-                Verb::Rcpt => self.rcpt(arg),
-                Verb::Mail => self.mail(arg),
-                Verb::Data => self.data(),
-                Verb::Quit => {
-                    self.greet(b"221 ", b"\r\n");
-                    self.inp.get_mut().flush();
-                    sys::exit(0)
-                }
-                Verb::Helo => {
-                    self.greet(b"250 ", b"\r\n");
-                    self.seen_mail = false;
-                    self.set_helo(arg);
-                }
-                Verb::Ehlo => {
-                    self.greet(b"250-", b"\r\n250-PIPELINING\r\n");
-                    if self.databytes > 0 {
-                        let mut d = [0u8; U64_DIGITS];
-                        self.out(b"250-SIZE ");
-                        self.out(fmt_u64(self.databytes, &mut d));
-                        self.out(b"\r\n");
-                    }
-                    self.out(b"250 8BITMIME\r\n");
-                    self.seen_mail = false;
-                    self.set_helo(arg);
-                }
-                Verb::Rset => {
-                    self.seen_mail = false;
-                    self.out(b"250 flushed\r\n");
-                }
-                Verb::Help => self.out(b"214 picoq smtpd-front, a qmail-smtpd drop-in: see smtpd-front(8)\r\n"),
-                Verb::Noop => self.out(b"250 ok\r\n"),
-                Verb::Vrfy => self.out(b"252 send some mail, i'll try my best\r\n"),
-                Verb::Unknown => self.out(b"502 unimplemented (#5.5.1)\r\n"),
-            }
-        }
-    }
-
-    /// addrparse plus localiphost: the address into `self.addr`, its
-    /// length and the parameters after it; `None` is a syntax error.
-    fn address<'x>(&mut self, arg: &'x [u8]) -> Option<(usize, &'x [u8])> {
-        let (mut n, params) = smtp::parse_address(arg, &mut self.addr)?;
-        if let Some(at) = smtp::last_at(&self.addr[..n])
-            && self.have_liphost
-            && smtp::ip_literal(&self.addr[at + 1..n]).is_some_and(|lit| self.is_local(lit))
-        {
-            let l = self.liphost.as_slice();
-            self.addr[at + 1..at + 1 + l.len()].copy_from_slice(l);
-            n = at + 1 + l.len();
-        }
-        Some((n, params))
-    }
-
-    /// qmail's ipme_is, without enumerating interfaces: the address the
-    /// client connected to, loopback, or the unspecified address.
-    fn is_local(&self, lit: IpLiteral) -> bool {
-        if Some(lit) == self.peers.local_ip {
-            return true;
-        }
-        match lit {
-            IpLiteral::V4(ip) => ip == [127, 0, 0, 1] || ip == [0; 4],
-            IpLiteral::V6(o) => o == core::net::Ipv6Addr::LOCALHOST.octets() || o == [0; 16],
-        }
-    }
-
-    fn control_failed(&mut self) -> ! {
-        self.config_failed(b"a list file")
-    }
-
-    fn mail(&mut self, arg: &[u8]) {
-        let Some((n, params)) = self.address(arg) else { return self.out(b"555 syntax error (#5.5.4)\r\n") };
-        if self.databytes > 0 && smtp::size_param(params).is_some_and(|s| s > self.databytes) {
-            self.seen_mail = false;
-            return self.reply(b"552 ", TOO_BIG);
-        }
-        let addr = &self.addr[..n];
-        let domain = &addr[smtp::last_at(addr).unwrap_or(n)..];
-        let bmf = |key: &[u8]| self.badmailfrom.contains(&self.control, c"badmailfrom", key);
-        let bad = match (bmf(addr), bmf(domain)) {
-            (Ok(a), Ok(d)) => a || (d && !domain.is_empty()),
-            _ => self.control_failed(),
-        };
-        self.bad_sender = bad;
-        self.sender.clear();
-        self.sender.extend(addr);
-        self.rcpts = 0;
-        self.env.reset();
-        if self.env.push(b'F', addr).is_err() {
-            self.seen_mail = false;
-            return self.reply(b"451 ", &qq::exit_text(qq::WRITE_ERROR)[1..]);
-        }
-        self.seen_mail = true;
-        self.out(b"250 ok\r\n");
-    }
-
-    fn rcpt(&mut self, arg: &[u8]) {
-        if !self.seen_mail {
-            return self.out(b"503 MAIL first (#5.5.1)\r\n");
-        }
-        let Some((mut n, _)) = self.address(arg) else { return self.out(b"555 syntax error (#5.5.4)\r\n") };
-        if self.bad_sender {
-            return self.out(b"553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)\r\n");
-        }
-        if self.rcpts >= self.maxrcpt {
-            return self.out(b"452 too many recipients (#4.5.3)\r\n");
-        }
-        match self.peers.relayclient {
-            Some(rc) => {
-                if n + rc.len() > envelope::ADDR_MAX {
-                    return self.out(b"555 syntax error (#5.5.4)\r\n");
-                }
-                self.addr[n..n + rc.len()].copy_from_slice(rc);
-                n += rc.len();
-            }
-            None => {
-                if smtp::is_relay_hack(&self.addr[..n]) {
-                    return self.out(b"553 sorry, no relaying through % ! or @ in the local part (#5.7.1)\r\n");
-                }
-                let ok = match self.allowed(&self.addr[..n]) {
-                    Ok(ok) => ok,
-                    Err(()) => self.control_failed(),
-                };
-                if !ok {
-                    return self.out(b"553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)\r\n");
-                }
-            }
-        }
-        if self.env.push(b'T', &self.addr[..n]).is_err() {
-            return self.reply(b"451 ", &qq::exit_text(qq::WRITE_ERROR)[1..]);
-        }
-        self.rcpts += 1;
-        self.out(b"250 ok\r\n");
-    }
-
-    /// qmail's rcpthosts(): the domain, then each `.suffix` of it, in
-    /// rcpthosts and then in morercpthosts.cdb. No file: everything.
-    fn allowed(&self, addr: &[u8]) -> Result<bool, ()> {
-        if !self.rcpthosts.found() {
-            return Ok(true);
-        }
-        let Some(at) = smtp::last_at(addr) else { return Ok(true) };
-        let dom = &addr[at + 1..];
-        let starts = || (0..dom.len()).filter(|&j| j == 0 || dom[j] == b'.');
-        // rcpthosts is matched without regard to case.
-        for j in starts() {
-            if self.rcpthosts.contains(&self.control, c"rcpthosts", &dom[j..]).map_err(|_| ())? {
-                return Ok(true);
-            }
-        }
-        if let Some(cdb) = &self.morercpthosts {
-            // cdb keys are lower case (qmail-newmrh).
-            let mut low = ByteBuf::<ADDR_BUF>::new();
-            for &b in dom {
-                low.push(b.to_ascii_lowercase());
-            }
-            let low = low.as_slice();
-            for j in starts() {
-                if cdb.contains(&low[j..]).map_err(|_| ())? {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
-    }
-
-    fn data(&mut self) {
-        if !self.seen_mail {
-            return self.out(b"503 MAIL first (#5.5.1)\r\n");
-        }
-        if self.rcpts == 0 {
-            return self.out(b"503 RCPT first (#5.5.1)\r\n");
-        }
-        self.seen_mail = false;
-        let Ok(file) = tmpfile::anonymous(self.tmpdir) else { return self.reply(b"451 ", &queue::QQT_FAILURE[1..]) };
-        self.out(b"354 go ahead\r\n");
-        let mut msg = Message { fd: file, buf: ByteBuf::new(), stored: 0, limit: self.databytes, error: false };
-        let trace = Trace {
-            local: self.peers.local,
-            remote_ip: self.peers.remote_ip,
-            remote_host: self.peers.remote_host,
-            remote_info: self.peers.remote_info,
-            helo: if self.fake_helo { Some(self.helo.as_slice()) } else { None },
-        };
-        write_received(&mut |s: &[u8]| msg.put(s), &trace, b"SMTP", now());
-        let mut st = DataStats::default();
-        if let Err(e) = self.inp.read_data(&mut |s: &[u8]| msg.put_data(s), &mut st) {
-            self.read_failed(e);
-        }
-        msg.flush();
-        let mut text = [0u8; queue::TEXT_MAX];
-        let mut ok = ByteBuf::new();
-        let mut qp = 0;
-        let (code, why): (&[u8], &[u8]) = if st.hops >= MAXHOPS {
-            (b"554 ", b"too many hops, this message is looping (#5.4.6)")
-        } else if st.header_lines > HEADER_LINES_MAX {
-            (b"552 ", b"sorry, too many header lines (#5.3.4)")
-        } else if self.databytes > 0 && st.bytes > self.databytes {
-            (b"552 ", TOO_BIG)
-        } else if msg.error {
-            (b"451 ", &qq::exit_text(qq::WRITE_ERROR)[1..])
-        } else {
-            match self.enqueue(&msg.fd, &mut text) {
-                Ok(pid) => {
-                    qp = pid;
-                    (b"250 ", accepted(&mut ok, pid))
-                }
-                Err(t) => (if t[0] == b'D' { b"554 " } else { b"451 " }, &t[1..]),
-            }
-        };
-        self.reply(code, why);
-        self.log(&st, qp, code, why);
-    }
-
-    /// Runs the queue program: the message file on fd 0, the envelope on
-    /// fd 1. Its pid when it exited 0, else qmail_close's `D`/`Z` text.
-    fn enqueue<'t>(&mut self, file: &OwnedFd, text: &'t mut [u8; queue::TEXT_MAX]) -> Result<u32, &'t [u8]> {
-        queue::enqueue(self.start, self.queue, file, &mut self.env, text)
-    }
-
-    /// One line per transaction on fd 2 (multilog adds the time).
-    fn log(&self, st: &DataStats, qp: u32, code: &[u8], why: &[u8]) {
-        let mut l = LogLine::new();
-        let mut d = [0u8; U64_DIGITS];
-        // One closure for every part: each closure is its own copy of
-        // put_safe.
-        let mut put = |s: &[u8]| l.push(s);
-        put(b"smtpd-front: ");
-        put_safe(&mut put, self.peers.remote_ip);
-        put(b" helo=");
-        put_safe(&mut put, self.helo.as_slice());
-        put(b" from=<");
-        put_safe(&mut put, self.sender.as_slice());
-        put(b"> rcpts=");
-        put(fmt_u64(self.rcpts as u64, &mut d));
-        put(b" bytes=");
-        put(fmt_u64(st.bytes, &mut d));
-        put(b" qp=");
-        put(fmt_u64(qp as u64, &mut d));
-        put(b" ");
-        put(code);
-        put(why);
-        let _ = write_all_nointr(sys::std_fd(2), l.finish());
-    }
-}
-
-/// `ok <unixtime> qp <pid>` (qmail-smtpd's acceptmessage).
-fn accepted(buf: &mut ByteBuf<ACCEPTED_MAX>, pid: u32) -> &[u8] {
-    let (mut t, mut p) = ([0u8; U64_DIGITS], [0u8; U64_DIGITS]);
-    for part in [&b"ok "[..], fmt_u64(now(), &mut t), b" qp ", fmt_u64(pid as u64, &mut p)] {
-        buf.extend(part);
-    }
-    buf.as_slice()
-}
-
-/// Longest `accepted` text.
-const ACCEPTED_MAX: usize = 2 * U64_DIGITS + 8;
-
-fn now() -> u64 {
-    sys::unix_time()
-}
-
-/// The message on its way to the temporary file.
-struct Message {
-    fd: OwnedFd,
-    buf: ByteBuf<MSG_BUF>,
-    /// Message bytes stored, the Received line excluded (databytes).
-    stored: u64,
-    /// databytes; 0 = unlimited. Past it, bytes are counted, not stored.
-    limit: u64,
-    error: bool,
-}
-
-impl Message {
-    fn put(&mut self, s: &[u8]) {
-        if self.error || self.buf.extend(s) {
-            return;
-        }
-        self.flush();
-        if !self.buf.extend(s) && write_all_nointr(self.fd.as_fd(), s).is_err() {
-            self.error = true;
-        }
-    }
-
-    fn put_data(&mut self, s: &[u8]) {
-        self.stored += s.len() as u64;
-        if self.limit == 0 || self.stored <= self.limit {
-            self.put(s);
-        }
-    }
-
-    fn flush(&mut self) {
-        if !self.error && !self.buf.is_empty() && write_all_nointr(self.fd.as_fd(), self.buf.as_slice()).is_err() {
-            self.error = true;
-        }
-        self.buf.clear();
-    }
 }

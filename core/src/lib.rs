@@ -56,6 +56,8 @@ pub mod smtp;
 #[forbid(unsafe_code)]
 pub mod smtpclient;
 #[forbid(unsafe_code)]
+pub mod smtpd;
+#[forbid(unsafe_code)]
 pub mod spill;
 #[forbid(unsafe_code)]
 pub mod spool;

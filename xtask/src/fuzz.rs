@@ -177,6 +177,7 @@ mod tests {
             "qmqp_reply",
             "smtp_reply",
             "smtproutes",
+            "smtpd_session",
         ] {
             assert!(t.iter().any(|x| x == want), "{want} in {t:?}");
         }
