@@ -8,68 +8,17 @@
 mod smtpd;
 mod support;
 
-use smtpd::{Rig, Session, crlf};
-use std::io::{BufRead, Write};
+use smtpd::{Rig, Session, assert_flat, baseline, crlf};
+use std::io::Write;
 use std::process::Stdio;
-
-/// Extra peak RSS allowed over a minimal session: fixed buffers are
-/// touched by bigger inputs, nothing may grow with them.
-const RSS_SLACK_KB: u64 = 48;
 
 /// Runs a session whose `input` ends in QUIT: everything before QUIT is
 /// sent, `replies` reply lines are awaited, VmHWM is read, then QUIT.
-/// Returns the session and the peak RSS in KB.
 fn run_measured(r: &Rig, input: &[u8], replies: usize) -> (Session, u64) {
     let body = input.strip_suffix(b"QUIT\r\n").expect("input ends in QUIT").to_vec();
-    let mut c = r.command();
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let pid = child.id();
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
-        let _ = rx.recv();
-        let _ = stdin.write_all(b"QUIT\r\n");
-    });
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    for _ in 0..replies {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        text.push_str(&line);
-    }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmHWM for {pid}: {status}"));
-    tx.send(()).unwrap();
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
-    text.push_str(&rest);
-    let o = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    (Session { out: text, err: String::from_utf8_lossy(&o.stderr).into_owned(), code: o.status.code() }, rss)
-}
-
-fn baseline(r: &Rig) -> u64 {
-    let mut input = crlf(&["HELO x", "MAIL FROM:<a@b.test>", "RCPT TO:<u@example.org>", "DATA", "x", "."]);
-    input.extend(crlf(&["QUIT"]));
-    let (s, rss) = run_measured(r, &input, 6);
-    assert!(s.out.contains("\r\n250 ok "), "{s:?}");
-    rss
-}
-
-fn assert_flat(what: &str, base: u64, rss: u64) {
-    assert!(rss <= base + RSS_SLACK_KB, "{what}: peak RSS {rss} KB vs {base} KB for a minimal session");
-    // The budget, for the native build (qemu adds its own memory).
-    if std::env::var_os("PICOQ_RUNNER").is_none() {
-        assert!(rss <= 128, "{what}: peak RSS {rss} KB is over 128 KiB");
-    }
+    smtpd::measured(r, replies, move |w| {
+        let _ = w.write_all(&body);
+    })
 }
 
 #[test]

@@ -9,77 +9,19 @@
 mod smtpd;
 mod support;
 
-use smtpd::{Rig, crlf};
+use smtpd::{Rig, assert_flat, baseline, crlf, vm_hwm_if_alive};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// Extra peak RSS allowed over a minimal session (as smtpd_adversarial).
-const RSS_SLACK_KB: u64 = 48;
 /// timeoutsmtpd for the slow-client cases, and how late the 451 may come.
 const TIMEOUT_SECS: u64 = 1;
 const TIMEOUT_SLACK: Duration = Duration::from_secs(5);
 
-fn vm_hwm(pid: u32) -> u64 {
-    vm_hwm_if_alive(pid).unwrap_or_else(|| panic!("no VmHWM for {pid}"))
-}
-
-/// VmHWM of `pid`, or None when it has exited meanwhile (a zombie's
-/// status has no memory lines).
-fn vm_hwm_if_alive(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// A session driven by a feeder thread: `feed` writes to smtpd-front's
-/// stdin, then the test waits for `replies` reply lines, reads VmHWM, and
-/// sends QUIT. Returns (reply text, peak RSS KB, exit code).
+/// `smtpd::measured` as (reply text, peak RSS KB, exit code).
 fn session(r: &Rig, replies: usize, feed: impl FnOnce(&mut dyn Write) + Send + 'static) -> (String, u64, Option<i32>) {
-    let mut c = r.command();
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let pid = child.id();
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let feeder = std::thread::spawn(move || {
-        feed(&mut stdin);
-        let _ = rx.recv();
-        let _ = stdin.write_all(b"QUIT\r\n");
-    });
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    for _ in 0..replies {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        text.push_str(&line);
-    }
-    let rss = vm_hwm(pid);
-    tx.send(()).unwrap();
-    let mut rest = String::new();
-    let _ = out.read_to_string(&mut rest);
-    text.push_str(&rest);
-    let o = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    (text, rss, o.status.code())
-}
-
-fn baseline(r: &Rig) -> u64 {
-    let input = crlf(&["HELO x", "MAIL FROM:<a@b.test>", "RCPT TO:<u@example.org>", "DATA", "x", "."]);
-    let (text, rss, _) = session(r, 6, move |w| {
-        let _ = w.write_all(&input);
-    });
-    assert!(text.contains("\r\n250 ok "), "{text}");
-    rss
-}
-
-fn assert_flat(what: &str, base: u64, rss: u64) {
-    eprintln!("{what}: peak RSS {rss} KB (minimal session {base} KB)");
-    assert!(rss <= base + RSS_SLACK_KB, "{what}: peak RSS {rss} KB vs {base} KB for a minimal session");
+    let (s, rss) = smtpd::measured(r, replies, feed);
+    (s.out, rss, s.code)
 }
 
 /// A client that sends `prefix` and then nothing, holding the connection:

@@ -18,7 +18,7 @@
 mod smtpd;
 mod support;
 
-use smtpd::{Rig, Tcpserver, crlf, python};
+use smtpd::{Rig, Tcpserver, crlf, python, write_cdb};
 
 /// What a case must get without RELAYCLIENT.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -230,19 +230,4 @@ s.quit()
         }
         drop(t);
     }
-}
-
-/// Writes a cdb of `keys` (empty values, as qmail-newmrh makes
-/// morercpthosts.cdb) with tinycdb's `cdb -c`.
-fn write_cdb(path: &std::path::Path, keys: &[&str]) {
-    let mut input: String = keys.iter().map(|k| format!("+{},0:{k}->\n", k.len())).collect();
-    input.push('\n');
-    let mut child = std::process::Command::new("cdb")
-        .arg("-c")
-        .arg(path)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("tinycdb's cdb must be installed: tests/deps.sh");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "cdb -c {}", path.display());
 }

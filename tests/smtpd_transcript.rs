@@ -7,7 +7,7 @@
 mod smtpd;
 mod support;
 
-use smtpd::{Rig, crlf};
+use smtpd::{Rig, crlf, write_cdb};
 
 const MSG: &str = "Subject: t\r\n\r\nhello\r\n";
 
@@ -683,20 +683,4 @@ fn unwritable_tmpdir_is_qqt_failure() {
     assert_eq!(s.lines()[4], "451 qqt failure (#4.3.0)");
     // The "message" is then read as commands: qmail does the same.
     assert_eq!(s.lines().last(), Some(&"221 mx.test"));
-}
-
-/// Writes a cdb of `keys` (empty values, as qmail-newmrh makes
-/// morercpthosts.cdb) to `path` with tinycdb's `cdb -c`: an independent
-/// writer of djb's format, fed cdbmake lines (`+klen,dlen:key->data`).
-fn write_cdb(path: &std::path::Path, keys: &[&str]) {
-    let mut input: String = keys.iter().map(|k| format!("+{},0:{k}->\n", k.len())).collect();
-    input.push('\n');
-    let mut child = std::process::Command::new("cdb")
-        .arg("-c")
-        .arg(path)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("tinycdb's cdb must be installed: tests/deps.sh");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "cdb -c {}", path.display());
 }

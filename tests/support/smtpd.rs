@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use crate::support::{Home, TempDir};
-use std::io::Read;
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -304,4 +304,95 @@ pub fn python(script: &str, args: &[&str]) -> (Option<i32>, String) {
         .output()
         .expect("/usr/bin/python3");
     (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Extra peak RSS allowed over a minimal session: fixed buffers are
+/// touched by bigger inputs, nothing may grow with them.
+pub const RSS_SLACK_KB: u64 = 48;
+
+/// VmHWM (KB) of `pid`, or None when it has exited meanwhile (a zombie's
+/// status has no memory lines).
+pub fn vm_hwm_if_alive(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+pub fn vm_hwm(pid: u32) -> u64 {
+    vm_hwm_if_alive(pid).unwrap_or_else(|| panic!("no VmHWM for {pid}"))
+}
+
+/// A session driven by a feeder thread: `feed` writes to smtpd-front's
+/// stdin, then `replies` reply lines are awaited, smtpd-front's own peak
+/// RSS (VmHWM) is read while it waits, and QUIT is sent. Returns the
+/// session and the peak RSS in KB.
+pub fn measured(r: &Rig, replies: usize, feed: impl FnOnce(&mut dyn Write) + Send + 'static) -> (Session, u64) {
+    let mut c = r.command();
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        feed(&mut stdin);
+        let _ = rx.recv();
+        let _ = stdin.write_all(b"QUIT\r\n");
+    });
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    for _ in 0..replies {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        text.push_str(&line);
+    }
+    let rss = vm_hwm(pid);
+    tx.send(()).unwrap();
+    let mut rest = String::new();
+    let _ = out.read_to_string(&mut rest);
+    text.push_str(&rest);
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    (Session { out: text, err: String::from_utf8_lossy(&o.stderr).into_owned(), code: o.status.code() }, rss)
+}
+
+/// Peak RSS of a minimal session (one small message), the yardstick of
+/// `assert_flat`.
+pub fn baseline(r: &Rig) -> u64 {
+    let input = crlf(&["HELO x", "MAIL FROM:<a@b.test>", "RCPT TO:<u@example.org>", "DATA", "x", "."]);
+    let (s, rss) = measured(r, 6, move |w| {
+        let _ = w.write_all(&input);
+    });
+    assert!(s.out.contains("\r\n250 ok "), "{s:?}");
+    rss
+}
+
+/// Memory did not grow with the input: at most `RSS_SLACK_KB` over a
+/// minimal session, and (native build; qemu adds its own) within the
+/// issue's 128 KiB.
+pub fn assert_flat(what: &str, base: u64, rss: u64) {
+    eprintln!("{what}: peak RSS {rss} KB (minimal session {base} KB)");
+    assert!(rss <= base + RSS_SLACK_KB, "{what}: peak RSS {rss} KB vs {base} KB for a minimal session");
+    if std::env::var_os("PICOQ_RUNNER").is_none() {
+        assert!(rss <= 128, "{what}: peak RSS {rss} KB is over 128 KiB");
+    }
+}
+
+/// Writes a cdb of `keys` (empty values, as qmail-newmrh makes
+/// morercpthosts.cdb) to `path` with tinycdb's `cdb -c`: an independent
+/// writer of djb's format, fed cdbmake lines (`+klen,dlen:key->data`).
+pub fn write_cdb(path: &Path, keys: &[&str]) {
+    let mut input: String = keys.iter().map(|k| format!("+{},0:{k}->\n", k.len())).collect();
+    input.push('\n');
+    let mut child = Command::new("cdb")
+        .arg("-c")
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("tinycdb's cdb must be installed: tests/deps.sh");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "cdb -c {}", path.display());
 }
