@@ -438,8 +438,10 @@ impl Queue<'_> {
                     r.outcome = Outcome::Failed;
                     add(&mut r.text, b" (queue lifetime exceeded)");
                 }
-                self.log(id, &entry, r.i as usize, relay.as_slice(), r.outcome, r.text.as_slice());
             }
+            // One walk of the envelope logs every recipient of the
+            // transaction (not one walk per recipient).
+            for_tx(&entry, &tx, &mut |r, a| log(id, a, relay.as_slice(), r.outcome, r.text.as_slice()));
             for r in tx.iter() {
                 match r.outcome {
                     Outcome::Delivered => st.set_done(r.i as usize),
@@ -505,25 +507,6 @@ impl Queue<'_> {
 
     fn route(&self, addr: &[u8]) -> Dest {
         if self.cfg.routes.is_empty() { Dest::Qmqp } else { self.cfg.routes.lookup(host_of(addr)) }
-    }
-
-    /// `ID to ADDR via RELAY: RESULT: TEXT`, one line per recipient.
-    #[inline(never)]
-    fn log(&self, id: &[u8], entry: &EntryFile, i: usize, relay: &[u8], o: Outcome, text: &[u8]) {
-        let result: &[u8] = match o {
-            Outcome::Delivered => b": delivered: ",
-            Outcome::Deferred => b": deferred: ",
-            Outcome::Local => b": deferred (local): ",
-            Outcome::Failed => b": failed: ",
-        };
-        let mut addr = ByteBuf::<ADDR_MAX>::new();
-        each_rcpt(entry, None, &mut |j, a| {
-            if j == i {
-                push_sanitized(&mut addr, a);
-            }
-            j < i
-        });
-        DIE.info(&[id, b" to <", addr.as_slice(), b"> via ", relay, result, text]);
     }
 
     /// Moves an entry to `failed/`; its state, `why` as the last error,
@@ -772,6 +755,20 @@ fn copy_header(entry: &EntryFile, out: &mut dyn FnMut(&[u8])) -> bool {
         }
     }
     last_lf
+}
+
+/// `ID to ADDR via RELAY: RESULT: TEXT`, one line per recipient.
+#[inline(never)]
+fn log(id: &[u8], rcpt: &[u8], relay: &[u8], o: Outcome, text: &[u8]) {
+    let result: &[u8] = match o {
+        Outcome::Delivered => b": delivered: ",
+        Outcome::Deferred => b": deferred: ",
+        Outcome::Local => b": deferred (local): ",
+        Outcome::Failed => b": failed: ",
+    };
+    let mut addr = ByteBuf::<ADDR_MAX>::new();
+    push_sanitized(&mut addr, rcpt);
+    DIE.info(&[id, b" to <", addr.as_slice(), b"> via ", relay, result, text]);
 }
 
 /// Calls `each(recipient, address)` for each recipient of `tx`.
